@@ -1,0 +1,56 @@
+# The two commands: `make demo` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+CACHE ?= $(HOME)/.cache/recsys-spark
+WHEELS := $(CACHE)/wheels
+HOROVOD_VERSION := 0.28.1
+HOROVOD_WHEEL := $(WHEELS)/horovod-$(HOROVOD_VERSION)-cp311-cp311-linux_x86_64.whl
+STAMP := $(VENV)/.stamp-$(HOROVOD_VERSION)
+B ?= all
+
+.PHONY: install demo test lint bench clean
+
+install: $(STAMP)
+
+# One stamp per set of inputs: re-running is a no-op until setup.py or the Makefile changes.
+$(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "pip>=24" "setuptools>=77" wheel
+	$(PIP) install -q -e ".[deep,dev]"
+	$(PIP) install -q --no-deps petastorm==0.13.1
+	$(PIP) install -q --no-deps $(HOROVOD_WHEEL)
+	@touch $@
+
+# horovod 0.28.1's sdist asks for C++14; torch >= 2.1 headers need C++17. Built once, cached
+# outside the checkout.
+$(HOROVOD_WHEEL):
+	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q "pip>=24" "setuptools>=77" wheel cmake "torch==2.13.0" cloudpickle psutil pyyaml packaging
+	@set -e; tmp=$$(mktemp -d); \
+	$(PIP) download -q --no-deps --no-binary :all: horovod==$(HOROVOD_VERSION) -d $$tmp; \
+	tar -xzf $$tmp/horovod-$(HOROVOD_VERSION).tar.gz -C $$tmp; \
+	src=$$tmp/horovod-$(HOROVOD_VERSION); \
+	sed -i 's/CMAKE_CXX_STANDARD 14/CMAKE_CXX_STANDARD 17/' $$src/CMakeLists.txt $$src/horovod/torch/CMakeLists.txt; \
+	mkdir -p $(WHEELS); \
+	HOROVOD_WITH_PYTORCH=1 HOROVOD_WITHOUT_TENSORFLOW=1 HOROVOD_WITHOUT_MXNET=1 \
+	HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 MAKEFLAGS=-j2 \
+	  $(PIP) wheel -q --no-build-isolation --no-deps $$src -w $(WHEELS); \
+	rm -rf $$tmp
+
+demo: install
+	$(VENV)/bin/recsys-spark pipeline --conf conf/local.yaml
+
+test: install
+	$(PY) -m pytest tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) -m recsys_spark.bench $(B)
+
+clean:
+	rm -rf lakehouse reports/*.tmp spark-warehouse metastore_db derby.log

@@ -1,0 +1,66 @@
+"""`recsys-spark run <stage>` and `recsys-spark pipeline`: the same code the jobs/ files call."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from recsys_spark.config import ConfigError, load_config
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recsys-spark", description=__doc__)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--conf", default=None, help="overlay YAML (conf/local.yaml, cluster.yaml, databricks.yaml)")
+    common.add_argument("--dataset", default=None, help="a conf/datasets/<name>.yaml layer, e.g. online_retail")
+    common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value, e.g. --set source.synthetic.n_events=100000")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", parents=[common], help="run one stage")
+    run.add_argument("stage")
+    sub.add_parser("pipeline", parents=[common], help="run every stage in order, then print a summary")
+    sub.add_parser("config", parents=[common], help="print the resolved config")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        cfg = load_config(args.conf, args.dataset, args.overrides)
+    except ConfigError as e:
+        print(f"recsys-spark: bad config: {e}", file=sys.stderr)
+        return 2
+    if args.command == "config":
+        import yaml
+
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        return 0
+
+    from recsys_spark.pipeline import STAGES, quality_summary, run_stage, table_summary
+    from recsys_spark.pipeline.context import Context
+    from recsys_spark.pipeline.progress import format_table, setup_logging
+
+    setup_logging()
+    if args.command == "run" and args.stage not in STAGES:
+        print(f"recsys-spark: unknown stage {args.stage!r}; stages are {', '.join(STAGES)}", file=sys.stderr)
+        return 2
+    ctx = Context.create(cfg)
+    stages = list(STAGES) if args.command == "pipeline" else [args.stage]
+    seconds = {name: run_stage(ctx, name) for name in stages}
+    if args.command == "pipeline":
+        print("\nQuality report (rows failed per check, all batches):")
+        print(quality_summary(ctx))
+        print("\nTables:")
+        print(table_summary(ctx))
+        print("\nStages:")
+        print(format_table(["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in seconds.items()]))
+    return 0
+
+
+def run_job(stage: str) -> None:
+    """The body of every jobs/<stage>.py: same arguments as `recsys-spark run <stage>`."""
+    sys.exit(main(["pipeline" if stage == "pipeline" else "run", *([] if stage == "pipeline" else [stage]),
+                   *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Reading and writing the Delta tables: the only module that knows where a table lives.
+
+Locally and on clusters a table is the directory `<root>/<layer>/<table>`; on Databricks it is
+the Unity Catalog name `<root>.<layer>.<table>`. Every write is one Delta commit, so a job
+killed halfway leaves the previous version as the table.
+"""
+from __future__ import annotations
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from recsys_spark.config import Config
+
+LAYERS = ("bronze", "silver", "quarantine", "gold")
+
+
+class Lakehouse:
+    def __init__(self, spark: SparkSession, cfg: Config):
+        self.spark = spark
+        self.root = cfg.lakehouse.root.rstrip("/")
+        self.by_name = cfg.runtime == "databricks"
+
+    def ref(self, layer: str, table: str) -> str:
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
+        return f"{self.root}.{layer}.{table}" if self.by_name else f"{self.root}/{layer}/{table}"
+
+    def _delta(self, layer: str, table: str) -> DeltaTable:
+        ref = self.ref(layer, table)
+        return DeltaTable.forName(self.spark, ref) if self.by_name else DeltaTable.forPath(self.spark, ref)
+
+    def exists(self, layer: str, table: str) -> bool:
+        ref = self.ref(layer, table)
+        if self.by_name:
+            return self.spark.catalog.tableExists(ref)
+        return DeltaTable.isDeltaTable(self.spark, ref)
+
+    def read(self, layer: str, table: str, version: int | None = None) -> DataFrame:
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        ref = self.ref(layer, table)
+        if not self.exists(layer, table):
+            raise FileNotFoundError(f"Delta table {ref} does not exist yet: run the stage that builds it first")
+        return reader.table(ref) if self.by_name else reader.load(ref)
+
+    def version(self, layer: str, table: str) -> int | None:
+        if not self.exists(layer, table):
+            return None
+        return self._delta(layer, table).history(1).select("version").first()[0]
+
+    def _writer(self, df: DataFrame, mode: str):
+        return df.write.format("delta").mode(mode).option("overwriteSchema", "true" if mode == "overwrite" else "false")
+
+    def _save(self, writer, layer: str, table: str) -> None:
+        ref = self.ref(layer, table)
+        if self.by_name:
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.root}.{layer}")
+            writer.saveAsTable(ref)
+        else:
+            writer.save(ref)
+
+    def overwrite(self, df: DataFrame, layer: str, table: str, replace_where: str | None = None) -> None:
+        """Replace the table, or only the rows matching `replace_where` (the partition a run owns)."""
+        writer = self._writer(df, "overwrite")
+        if replace_where and self.exists(layer, table):
+            writer = writer.option("replaceWhere", replace_where).option("overwriteSchema", "false")
+        self._save(writer, layer, table)
+
+    def append(self, df: DataFrame, layer: str, table: str) -> None:
+        self._save(self._writer(df, "append"), layer, table)
+
+    def merge(self, df: DataFrame, layer: str, table: str, keys: list[str], update: bool = True,
+              delete_missing: bool = False) -> None:
+        """Upsert by key; a first run creates the table. Rows whose values are unchanged are not
+        rewritten, so re-running on the same input commits nothing new to the data."""
+        if not self.exists(layer, table):
+            self.overwrite(df, layer, table)
+            return
+        on = " AND ".join(f"t.`{k}` <=> s.`{k}`" for k in keys)
+        builder = self._delta(layer, table).alias("t").merge(df.alias("s"), on)
+        if update:
+            changed = " OR ".join(f"NOT (t.`{c}` <=> s.`{c}`)" for c in df.columns if c not in keys)
+            if changed:
+                builder = builder.whenMatchedUpdateAll(condition=changed)
+        builder = builder.whenNotMatchedInsertAll()
+        if delete_missing:
+            builder = builder.whenNotMatchedBySourceDelete()
+        builder.execute()
+
+    def last_commit_metrics(self, layer: str, table: str) -> dict[str, int]:
+        """Row counts Delta recorded for the latest commit (numOutputRows, numTargetRowsInserted...)."""
+        metrics = self._delta(layer, table).history(1).select("operationMetrics").first()[0] or {}
+        return {k: int(v) for k, v in metrics.items() if v.isdigit()}
+
+    def count(self, layer: str, table: str) -> int:
+        return self.read(layer, table).count()
+
+
+def with_ingest_metadata(df: DataFrame, batch_id: str, source: str) -> DataFrame:
+    """Bronze rows carry where and when they came in, so every later row can be traced back."""
+    return df.withColumns({
+        "_batch_id": F.lit(batch_id),
+        "_source": F.lit(source),
+        "_ingested_at": F.current_timestamp(),
+    })

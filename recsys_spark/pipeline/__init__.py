@@ -1,0 +1,63 @@
+"""The stages the jobs call, in pipeline order, and the end-of-run summary."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from pyspark.sql import functions as F
+
+from recsys_spark.lakehouse import LAYERS
+from recsys_spark.pipeline import features, ingest, quality
+from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.progress import format_table
+
+log = logging.getLogger("recsys_spark")
+
+STAGES: dict[str, Callable[[Context], None]] = {
+    "ingest": ingest.run,
+    "quality": quality.run,
+    "features": features.run,
+}
+TABLES = {
+    "bronze": ["events", "items", "users"],
+    "silver": ["events", "items", "users", "quality_report"],
+    "quarantine": ["events", "items", "users"],
+    "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
+             "sequences"],
+}
+assert set(TABLES) <= set(LAYERS)
+
+
+def run_stage(ctx: Context, name: str) -> float:
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; stages are {', '.join(STAGES)}")
+    log.info("[%s] start", name)
+    start = time.perf_counter()
+    STAGES[name](ctx)
+    seconds = time.perf_counter() - start
+    log.info("[%s] done in %.1fs", name, seconds)
+    return seconds
+
+
+def table_summary(ctx: Context) -> str:
+    rows = []
+    for layer, tables in TABLES.items():
+        for t in tables:
+            if ctx.lake.exists(layer, t):
+                rows.append([f"{layer}.{t}", ctx.lake.count(layer, t), ctx.lake.version(layer, t)])
+    return format_table(["table", "rows", "version"], rows)
+
+
+def quality_summary(ctx: Context) -> str:
+    """Failed rows per table and check, over every batch checked so far (zero rows left out)."""
+    if not ctx.lake.exists("silver", "quality_report"):
+        return "(no quality report yet)"
+    report = ctx.lake.read("silver", "quality_report")
+    agg = (report.groupBy("table", "check").agg(F.sum("rows_failed").alias("rows"))
+           .where((F.col("rows") > 0) | (F.col("check") == "accepted")).orderBy("table", F.desc("rows")).collect())
+    totals = {r["table"]: r["rows"] for r in report.where(F.col("check") == "accepted")
+              .groupBy("table").agg(F.sum("rows_in").alias("rows")).collect()}
+    rows = [[r["table"], r["check"], int(r["rows"]), f"{100.0 * r['rows'] / max(totals[r['table']], 1):.2f}%"]
+            for r in agg]
+    return format_table(["table", "check", "rows", "share"], rows)

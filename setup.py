@@ -1,0 +1,33 @@
+"""recsys-spark: e-commerce search and recommendations as Spark jobs over a Delta lakehouse."""
+from setuptools import find_packages, setup
+
+# The pins are the line that works together (pyarrow 14 for petastorm, Spark 3.5 for Databricks
+# LTS). petastorm and horovod are installed by the Makefile in separate steps: petastorm pins an
+# old setuptools that conflicts with torch, and horovod must be built from source with C++17.
+CORE = [
+    "pyspark==3.5.9",
+    "delta-spark==3.3.3",
+    "numpy>=1.26,<2",
+    "pandas>=2.2,<2.4",
+    "pyarrow==14.0.2",
+    "pyyaml>=6",
+]
+DEEP = [
+    "torch==2.13.0",
+    # petastorm's own dependencies (it is installed with --no-deps)
+    "dill", "diskcache", "future", "pyzmq", "six", "fsspec",
+    # horovod's runtime dependencies (its wheel is installed with --no-deps)
+    "cloudpickle", "psutil", "packaging",
+]
+DEV = ["pytest>=8", "pytest-timeout", "ruff"]
+
+setup(
+    name="recsys-spark",
+    version="0.1.0",
+    description="E-commerce search and recommendation jobs on Spark and Delta Lake",
+    packages=find_packages(include=["recsys_spark", "recsys_spark.*"]),
+    python_requires=">=3.10,<3.12",
+    install_requires=CORE,
+    extras_require={"deep": DEEP, "dev": DEV},
+    entry_points={"console_scripts": ["recsys-spark=recsys_spark.cli:main"]},
+)
