@@ -44,7 +44,7 @@ demo: install
 	$(VENV)/bin/recsys-spark pipeline --conf conf/local.yaml
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests -q -ra --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -11,6 +11,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +186,8 @@ def _build(cls: type, data: Any, key: str) -> Any:
         return {str(k): _build(val, v, f"{key}.{k}") for k, v in data.items()}
     if cls is float and isinstance(data, int) and not isinstance(data, bool):
         return float(data)
-    if cls is str and isinstance(data, (int, float)) and not isinstance(data, bool):
-        return str(data)
+    if cls is str and isinstance(data, (int, float, date)) and not isinstance(data, bool):
+        return data.isoformat() if isinstance(data, date) else str(data)
     if not isinstance(data, cls) or (cls is int and isinstance(data, bool)):
         raise ConfigError(f"config key '{key}': expected {cls.__name__}, got {data!r}")
     return data
@@ -243,7 +244,8 @@ def _validate(cfg: Config) -> None:
             if spec is None:
                 continue
             if spec.format not in FILE_FORMATS:
-                raise ConfigError(f"config key 'source.files.{table}.format': {spec.format!r} is not one of {sorted(FILE_FORMATS)}")
+                raise ConfigError(f"config key 'source.files.{table}.format': {spec.format!r} is not one of "
+                                  f"{sorted(FILE_FORMATS)}")
             if "://" not in spec.path and not Path(spec.path).exists():
                 raise ConfigError(f"config key 'source.files.{table}.path': no such file {spec.path}")
     unknown = sorted(set(cfg.features.event_weights) - set(cfg.quality.event_types))

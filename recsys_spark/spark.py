@@ -1,6 +1,9 @@
 """The one place a SparkSession is made, for the three places the jobs run."""
 from __future__ import annotations
 
+import os
+import sys
+
 from pyspark.sql import SparkSession
 
 from recsys_spark.config import Config
@@ -26,6 +29,8 @@ def get_spark(cfg: Config) -> SparkSession:
             **cfg.spark.conf,
         }
         if cfg.runtime == "local":
+            # Python workers must run the driver's interpreter (the venv), not whatever is on PATH
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
             builder = builder.master(cfg.spark.master)
             settings.update({
                 "spark.driver.memory": cfg.spark.driver_memory,

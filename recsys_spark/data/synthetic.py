@@ -55,7 +55,7 @@ def expected_events_per_session() -> float:
     """Sizes the session count so that about n_events come out."""
     share = (CHOICE[0], CHOICE[1], 1 - CHOICE[0] - CHOICE[1])
     per_view = 0.0
-    for s, a in zip(share, AFFINITY):
+    for s, a in zip(share, AFFINITY, strict=True):
         pc, pk, pp = funnel_probs(a)
         per_view += s * (1 + pc * (1 + pk * (1 + pp * (1 + RATING_RATE))))
     return (MAX_VIEWS + 1) / 2 * per_view + SEARCH_RATE
@@ -132,7 +132,8 @@ def generate_items(spark: SparkSession, conf: SyntheticConf) -> DataFrame:
     return spark.range(conf.n_items).select(
         F.format_string("i%06d", iid).alias("item_id"),
         F.concat_ws(" ", brand, _pick(ADJECTIVES, _u(seed, "adj", iid)), word("t1"), word("t2")).alias("title"),
-        F.concat_ws(" ", *[word(f"d{k}") for k in range(6)], _pick(ADJECTIVES, _u(seed, "adj2", iid))).alias("description"),
+        F.concat_ws(" ", *[word(f"d{k}") for k in range(6)],
+                    _pick(ADJECTIVES, _u(seed, "adj2", iid))).alias("description"),
         F.element_at(F.array(*[F.lit(w[0]) for w in vocab]), cat + 1).alias("category"),
         brand.alias("brand"),
         F.round(base_price * F.pow(0.5 + 1.5 * _u(seed, "price", iid), 2), 2).alias("price"),
@@ -189,8 +190,10 @@ def generate_clean_events(spark: SparkSession, conf: SyntheticConf) -> DataFrame
         "item_id": F.format_string("i%06d", item_idx),
         "depth": depth,
     }).join(items, "item_id")
-    rating = F.least(F.lit(5), F.greatest(F.lit(1), F.round(1.5 + 3 * F.col("affinity") + _u(seed, "stars", sid, pos) * 1.5 - 0.5)))
-    steps = views.select("*", F.posexplode(F.slice(F.array(*map(F.lit, FUNNEL)), 1, F.col("depth"))).alias("step", "event_type"))
+    stars = F.round(1.0 + 3 * F.col("affinity") + _u(seed, "stars", sid, pos) * 1.5)
+    rating = F.least(F.lit(5), F.greatest(F.lit(1), stars))
+    funnel = F.slice(F.array(*map(F.lit, FUNNEL)), 1, F.col("depth"))
+    steps = views.select("*", F.posexplode(funnel).alias("step", "event_type"))
     ts = F.col("start") + pos * 90 + F.col("step") * 20
     events = steps.select(
         "user_id", "item_id", "event_type",

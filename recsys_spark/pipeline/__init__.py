@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
@@ -24,7 +24,7 @@ TABLES = {
     "silver": ["events", "items", "users", "quality_report"],
     "quarantine": ["events", "items", "users"],
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
-             "sequences"],
+             "sequences", "runs"],
 }
 assert set(TABLES) <= set(LAYERS)
 
@@ -54,7 +54,7 @@ def quality_summary(ctx: Context) -> str:
     if not ctx.lake.exists("silver", "quality_report"):
         return "(no quality report yet)"
     report = ctx.lake.read("silver", "quality_report")
-    agg = (report.groupBy("table", "check").agg(F.sum("rows_failed").alias("rows"))
+    agg = (report.groupBy("table", "check").agg(F.sum("rows").alias("rows"))
            .where((F.col("rows") > 0) | (F.col("check") == "accepted")).orderBy("table", F.desc("rows")).collect())
     totals = {r["table"]: r["rows"] for r in report.where(F.col("check") == "accepted")
               .groupBy("table").agg(F.sum("rows_in").alias("rows")).collect()}

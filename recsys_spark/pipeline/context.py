@@ -19,6 +19,6 @@ class Context:
     progress: Progress
 
     @classmethod
-    def create(cls, cfg: Config) -> "Context":
+    def create(cls, cfg: Config) -> Context:
         spark = get_spark(cfg)
         return cls(cfg, spark, Lakehouse(spark, cfg), Progress(spark))

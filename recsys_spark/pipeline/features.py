@@ -4,12 +4,17 @@ The split is made first, on events; every feature after it reads training events
 """
 from __future__ import annotations
 
+import logging
+
 from pyspark.sql import functions as F
 
 from recsys_spark.features.build import interactions, item_features, sequences, user_features, with_context
 from recsys_spark.features.idmap import extend_id_map
 from recsys_spark.features.split import make_split
 from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.runs import input_versions, last_run_with, record_run, signature, utc_now
+
+log = logging.getLogger("recsys_spark")
 
 STAGE = "features"
 
@@ -32,6 +37,18 @@ def write(ctx: Context, df, table: str, keys: list[str]) -> None:
 
 
 def run(ctx: Context) -> None:
+    started = utc_now()
+    inputs = input_versions(ctx, [("silver", t) for t in ("events", "items", "users")])
+    sig = signature(inputs, ctx.cfg.to_dict()["features"])
+    done = last_run_with(ctx, STAGE, sig)
+    if done:
+        log.info("[%s] silver inputs %s and settings unchanged since run %s: nothing to do", STAGE, inputs, done)
+        return
+    build(ctx)
+    record_run(ctx, STAGE, sig, inputs, started)
+
+
+def build(ctx: Context) -> None:
     conf = ctx.cfg.features
     lake = ctx.lake
     events = lake.read("silver", "events")

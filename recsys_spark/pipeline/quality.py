@@ -7,15 +7,24 @@ the counts do not add up.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark.data.raw import RAW_COLUMNS
 from recsys_spark.pipeline.context import Context
-from recsys_spark.quality import EVENTS, ITEMS, USERS, TableRules, check_rules, mark_duplicates, mark_unknown
-from recsys_spark.quality import row_checks, split_valid
+from recsys_spark.pipeline.runs import utc_now
+from recsys_spark.quality import (
+    EVENTS,
+    ITEMS,
+    USERS,
+    TableRules,
+    check_rules,
+    mark_duplicates,
+    mark_unknown,
+    row_checks,
+    split_valid,
+)
 
 STAGE = "quality"
 RULES = {"items": ITEMS, "users": USERS, "events": EVENTS}
@@ -52,16 +61,17 @@ def validate(ctx: Context, table: str, raw: DataFrame, batches: list[str]) -> Da
 
 def report_rows(ctx: Context, table: str, rules: TableRules, counts: dict, batches: list[str],
                 run_id: str) -> list[tuple]:
-    """One row per batch and check, zero counts included, plus the accepted and total rows."""
+    """One row per batch and check: `rows` it caught (zero included), and an 'accepted' row
+    with the rows that reached silver; `rows_in` is the batch's bronze rows."""
     names = [n for n, _ in row_checks(RAW_COLUMNS[table], rules, ctx.cfg.quality)]
     names += {"events": ["unknown_item", "unknown_user"]}.get(table, []) + ["duplicate"]
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utc_now()
     rows = []
     for b in batches:
         total = sum(n for (bb, _), n in counts.items() if bb == b)
         for name in names + ["accepted"]:
-            failed = counts.get((b, None if name == "accepted" else name), 0)
-            rows.append((run_id, b, table, name, total, failed, now))
+            caught = counts.get((b, None if name == "accepted" else name), 0)
+            rows.append((run_id, b, table, name, total, caught, now))
     return rows
 
 
@@ -102,8 +112,8 @@ def check_table(ctx: Context, table: str, run_id: str) -> None:
 
 def write_report(ctx: Context, rows: list[tuple]) -> None:
     """Written last for each table: a batch counts as checked only once its rows are in place."""
-    schema = ("run_id string, _batch_id string, table string, check string, rows_in long, "
-              "rows_failed long, checked_at timestamp")
+    schema = ("run_id string, _batch_id string, table string, check string, rows_in long, rows long, "
+              "checked_at timestamp")
     ctx.lake.append(ctx.spark.createDataFrame(rows, schema), "silver", "quality_report")
 
 

@@ -81,9 +81,10 @@ def row_checks(columns: list[str], rules: TableRules, conf: QualityConf) -> list
     checks += [(f"unparseable:{c[3:]}", ~_blank(F.col(c[3:])) & F.col(c).isNull()) for c in typed]
     if "event_type" in rules.required:
         checks.append(("invalid_value:event_type", ~F.lower(F.trim(F.col("event_type"))).isin(*conf.event_types)))
-    checks += [(reason, cond) for reason, cond in range_checks(conf).items() if cond_columns_present(reason, typed)]
+    # a data set's own rules name the cause (a cancellation), so they go before generic ranges
     checks += [(rule.reason, F.coalesce(F.col(rule.column).rlike(rule.regex), F.lit(False)))
                for rule in conf.exclude if rule.column in columns]
+    checks += [(reason, cond) for reason, cond in range_checks(conf).items() if cond_columns_present(reason, typed)]
     return checks
 
 

@@ -1,0 +1,22 @@
+"""`python -m recsys_spark.bench NAME` (what `make bench B=NAME` runs); `all` runs every one."""
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+BENCHMARKS = {"pipeline": "recsys_spark.bench.pipeline"}
+
+
+def main(argv: list[str]) -> int:
+    names = list(BENCHMARKS) if not argv or argv[0] == "all" else argv
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark {unknown[0]!r}; benchmarks are {', '.join(BENCHMARKS)}", file=sys.stderr)
+        return 2
+    for name in names:
+        import_module(BENCHMARKS[name]).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
