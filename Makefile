@@ -22,6 +22,7 @@ $(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
 	$(PIP) install -q -e ".[deep,dev]"
 	$(PIP) install -q --no-deps petastorm==0.13.1
 	$(PIP) install -q --no-deps $(HOROVOD_WHEEL)
+	$(PY) -m recsys_spark.spark --write-defaults
 	@touch $@
 
 # horovod 0.28.1's sdist asks for C++14; torch >= 2.1 headers need C++17. Built once, cached

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
+from importlib import metadata
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
@@ -47,5 +49,35 @@ def get_spark(cfg: Config) -> SparkSession:
             builder = configure_spark_with_delta_pip(builder)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(cfg.spark.log_level)
+    _require_delta(spark)
     spark.sparkContext.setCheckpointDir(cfg.lakehouse.checkpoint_dir)
     return spark
+
+
+def _require_delta(spark: SparkSession) -> None:
+    try:
+        spark._jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(
+            "io.delta.sql.DeltaSparkSessionExtension")
+    except Exception as e:  # py4j wraps the ClassNotFoundException
+        raise RuntimeError(f"Delta Lake is not on this Spark's classpath: pass --packages {delta_package()} "
+                           "to spark-submit (the project venv's spark-defaults.conf does this)") from e
+
+
+def delta_package() -> str:
+    return f"io.delta:delta-spark_2.12:{metadata.version('delta-spark')}"
+
+
+def write_spark_defaults() -> Path:
+    """Let a plain `spark-submit jobs/<stage>.py` in the project venv find Delta, as on a cluster
+    where --packages or the image provides it."""
+    import pyspark
+
+    path = Path(pyspark.__file__).parent / "conf" / "spark-defaults.conf"
+    path.parent.mkdir(exist_ok=True)
+    lines = [f"spark.jars.packages {delta_package()}", *[f"{k} {v}" for k, v in DELTA_CONF.items()]]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write-defaults"]:
+    print(f"wrote {write_spark_defaults()}")

@@ -114,7 +114,7 @@ def mark_duplicates(df: DataFrame, key: list[str], seen_keys: DataFrame | None =
     'duplicate'. Which copy survives is fixed by ordering on every column, so re-runs agree."""
     key_col = F.sha2(F.to_json(F.struct(*[F.col(k) for k in key])), 256)
     df = df.withColumn("_key", key_col)
-    order = [F.col(c).asc_nulls_first() for c in df.columns if c not in ("_ingested_at", "_reason")]
+    order = [F.col(c).asc_nulls_last() for c in df.columns if c not in ("_ingested_at", "_reason")]
     w = Window.partitionBy("_key").orderBy(F.col("_reason").isNotNull(), *order)
     df = df.withColumn("_rank", F.row_number().over(w))
     dup = F.col("_rank") > 1
