@@ -47,3 +47,14 @@ def make_ctx(spark, tmp_path):
 def make_module_ctx(spark, tmp_path_factory):
     """The same, shared by a module's tests (they run in file order; later ones may add batches)."""
     return _factory(tmp_path_factory.mktemp("module"))
+
+
+@pytest.fixture(scope="session")
+def shop(spark, tmp_path_factory) -> Context:
+    """The tiny synthetic shop run through every stage once, shared read-only by the tests."""
+    from recsys_spark.pipeline import STAGES, run_stage
+
+    ctx = Context.create(tiny_config(tmp_path_factory.mktemp("shop")))
+    for stage in STAGES:
+        run_stage(ctx, stage)
+    return ctx

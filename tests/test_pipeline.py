@@ -1,4 +1,6 @@
 """End to end on a tiny synthetic shop: accounting, idempotence, a second batch, the split."""
+import shutil
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -15,11 +17,9 @@ def versions(ctx):
     return {(layer, t): ctx.lake.version(layer, t) for layer, tables in TABLES.items() for t in tables}
 
 
-@pytest.fixture(scope="module")
-def ctx(make_module_ctx):
-    ctx = make_module_ctx()
-    run_all(ctx)
-    return ctx
+@pytest.fixture
+def ctx(shop):
+    return shop
 
 
 def test_builds_every_table_and_accounts_for_every_row(ctx):
@@ -79,11 +79,12 @@ def test_hashed_user_ids(make_ctx, monkeypatch):
     assert ids and all(len(i) == 64 and not i.startswith("u") for i in ids)
 
 
-def test_second_batch_flows_through_and_keeps_ids(ctx, make_module_ctx):
+def test_second_batch_flows_through_and_keeps_ids(ctx, make_ctx, tmp_path):
     umap = {r["user_id"]: r["user_idx"] for r in ctx.lake.read("gold", "id_map_users").collect()}
     bronze_before = ctx.lake.count("bronze", "events")
+    shutil.copytree(ctx.cfg.lakehouse.root, tmp_path / "lakehouse")  # the shared shop stays as it was
     # a later week of the same shop: same users and items, new events
-    later = make_module_ctx("source.synthetic.seed=43", "source.synthetic.start_date=2025-07-01",
+    later = make_ctx("source.synthetic.seed=43", "source.synthetic.start_date=2025-07-01",
                      "source.synthetic.days=7", "source.synthetic.n_events=3000")
     run_all(later)
     assert later.lake.count("bronze", "events") > bronze_before

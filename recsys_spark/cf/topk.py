@@ -1,0 +1,66 @@
+"""Top-K for all users from factor matrices: blocked matrix products with a per-block top-k.
+
+The item factors are broadcast once; each task scores a block of users against every item with
+one BLAS call, masks the user's seen items and keeps k by argpartition. This replaces
+ALSModel.recommendForAllUsers, which crosses user and item blocks in Spark and sorts in the JVM.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+SCHEMA = "user_idx int, rank int, item_idx int, score float"
+
+
+def _top_block(users: np.ndarray, seen: list, factors: np.ndarray, ids: np.ndarray,
+               k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the k best items per row, their scores), best first."""
+    scores = users @ factors.T
+    for row, items in enumerate(seen):
+        if items is not None and len(items):
+            scores[row, np.searchsorted(ids, np.asarray(items))] = -np.inf
+    kk = min(k, scores.shape[1])
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # best first; equal scores by item id, so the order is stable
+    order = np.lexsort((ids[part], -part_scores), axis=1)
+    top = np.take_along_axis(part, order, axis=1)
+    return top, np.take_along_axis(scores, top, axis=1)
+
+
+def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int,
+                        seen: DataFrame | None = None, block_size: int = 2048) -> DataFrame:
+    """user_factors / item_factors: (id, features) as ALSModel gives them; seen: (user_idx, item_idx)
+    pairs to exclude. Returns (user_idx, rank, item_idx, score); seen items never appear."""
+    spark = user_factors.sparkSession
+    items = item_factors.orderBy("id").toPandas()
+    ids = items["id"].to_numpy(dtype=np.int64)
+    factors = np.stack(items["features"].to_numpy()).astype(np.float32)
+    shared = spark.sparkContext.broadcast((ids, factors))
+    users = user_factors.select(F.col("id").alias("user_idx"), "features")
+    if seen is not None:
+        lists = seen.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+        users = users.join(lists, "user_idx", "left")
+    else:
+        users = users.withColumn("seen", F.lit(None).cast("array<int>"))
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        ids, factors = shared.value
+        for pdf in batches:
+            for start in range(0, len(pdf), block_size):
+                block = pdf.iloc[start:start + block_size]
+                u = np.stack(block["features"].to_numpy()).astype(np.float32)
+                top, top_scores = _top_block(u, list(block["seen"]), factors, ids, k)
+                n = top.shape[1]
+                yield pd.DataFrame({
+                    "user_idx": np.repeat(block["user_idx"].to_numpy(dtype=np.int32), n),
+                    "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(block)),
+                    "item_idx": ids[top].ravel().astype(np.int32),
+                    "score": top_scores.ravel().astype(np.float32),
+                })
+
+    return users.mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))

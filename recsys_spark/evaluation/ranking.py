@@ -1,0 +1,82 @@
+"""Ranking and beyond-accuracy metrics in Spark, for every model's top-K lists.
+
+Conventions (those of ../BENCHMARKS B1): binary relevance; NDCG with a log2 discount and the ideal
+DCG over min(k, #relevant); MAP sums precision at each hit and divides by #relevant; users are
+those with at least one relevant item, and a user without recommendations scores zero.
+"""
+from __future__ import annotations
+
+import math
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+RANKING = ["precision", "recall", "ndcg", "map", "hit_rate", "mrr"]
+
+
+def ranking_metrics(recs: DataFrame, truth: DataFrame, k: int, user: str = "user_idx",
+                    item: str = "item_idx", rank: str = "rank") -> dict[str, float]:
+    """recs: (user, item, rank from 1); truth: (user, item) relevant pairs."""
+    top = recs.where(F.col(rank) <= k).select(user, item, rank)
+    rel = truth.select(user, item).distinct()
+    n_rel = rel.groupBy(user).agg(F.count("*").alias("n_rel"))
+    hits = top.join(rel, [user, item])
+    w = Window.partitionBy(user).orderBy(rank)
+    hits = hits.withColumn("hits_so_far", F.row_number().over(w))
+    per_hit = hits.groupBy(user).agg(
+        F.count("*").alias("hits"),
+        F.sum(1.0 / F.log2(F.col(rank) + 1.0)).alias("dcg"),
+        F.sum(F.col("hits_so_far") / F.col(rank)).alias("ap_sum"),
+        F.min(rank).alias("first_hit"),
+    )
+    idcg = F.element_at(F.array(*[F.lit(sum(1.0 / math.log2(i + 2) for i in range(j + 1))) for j in range(k)]),
+                        F.least(F.col("n_rel"), F.lit(k)).cast("int"))
+    per_user = n_rel.join(per_hit, user, "left").fillna(0, ["hits", "dcg", "ap_sum"]).select(
+        (F.col("hits") / k).alias("precision"),
+        (F.col("hits") / F.col("n_rel")).alias("recall"),
+        (F.col("dcg") / idcg).alias("ndcg"),
+        (F.col("ap_sum") / F.col("n_rel")).alias("map"),
+        (F.col("hits") > 0).cast("double").alias("hit_rate"),
+        F.coalesce(1.0 / F.col("first_hit"), F.lit(0.0)).alias("mrr"),
+    )
+    row = per_user.agg(*[F.avg(m).alias(m) for m in RANKING]).first()
+    return {m: float(row[m] or 0.0) for m in RANKING}
+
+
+def coverage(recs: DataFrame, n_items: int, k: int, item: str = "item_idx", rank: str = "rank") -> float:
+    """Share of the catalog that appears in anyone's top k."""
+    return recs.where(F.col(rank) <= k).select(item).distinct().count() / n_items
+
+
+def novelty(recs: DataFrame, train: DataFrame, k: int, user: str = "user_idx", item: str = "item_idx",
+            rank: str = "rank") -> float:
+    """Mean self-information -log2(share of training users who had the item) of recommended items;
+    items nobody had count as seen by one user."""
+    n_users = train.select(user).distinct().count()
+    pop = train.groupBy(item).agg(F.countDistinct(user).alias("n"))
+    top = recs.where(F.col(rank) <= k).join(pop, item, "left")
+    info = -F.log2(F.coalesce(F.col("n"), F.lit(1)) / F.lit(n_users))
+    return float(top.agg(F.avg(info)).first()[0] or 0.0)
+
+
+def diversity(recs: DataFrame, item_category: DataFrame, k: int, user: str = "user_idx",
+              item: str = "item_idx", rank: str = "rank") -> float:
+    """Intra-list diversity by category: the share of pairs in a user's top k whose categories differ."""
+    top = recs.where(F.col(rank) <= k).join(item_category.select(item, "category"), item)
+    per_cat = top.groupBy(user, "category").agg(F.count("*").alias("c"))
+    per_user = per_cat.groupBy(user).agg(F.sum("c").alias("n"), F.sum(F.col("c") * (F.col("c") - 1) / 2).alias("same"))
+    ild = 1.0 - F.col("same") / (F.col("n") * (F.col("n") - 1) / 2)
+    return float(per_user.where(F.col("n") > 1).agg(F.avg(ild)).first()[0] or 0.0)
+
+
+def rating_errors(pred: DataFrame, label: str = "rating", prediction: str = "prediction") -> dict[str, float]:
+    row = pred.agg(F.sqrt(F.avg(F.pow(F.col(label) - F.col(prediction), 2))).alias("rmse"),
+                   F.avg(F.abs(F.col(label) - F.col(prediction))).alias("mae")).first()
+    return {"rmse": float(row["rmse"]), "mae": float(row["mae"])}
+
+
+def exclude_seen(recs: DataFrame, seen: DataFrame, user: str = "user_idx", item: str = "item_idx",
+                 score: str = "score") -> DataFrame:
+    """Drop seen pairs and re-rank by score (ties by item), ranks from 1."""
+    w = Window.partitionBy(user).orderBy(F.desc(score), F.asc(item))
+    return recs.join(seen.select(user, item), [user, item], "left_anti").withColumn("rank", F.row_number().over(w))

@@ -1,0 +1,60 @@
+"""ALS finds the shop's planted tastes; our top-K equals recommendForAllUsers; popularity is right."""
+import pytest
+from pyspark.sql import functions as F
+
+from recsys_spark.cf.als import ALSParams, fit_als
+from recsys_spark.cf.popularity import popularity_recs
+from recsys_spark.cf.topk import top_k_for_all_users
+from recsys_spark.evaluation.ranking import ranking_metrics
+
+
+@pytest.fixture(scope="module")
+def data(shop):
+    splits = shop.lake.read("gold", "splits")
+    train = shop.lake.read("gold", "interactions")
+    seen = train.select("user_idx", "item_idx")
+    test = (splits.where("split = 'test' AND event_type IN ('click', 'add_to_cart', 'purchase')")
+            .select("user_idx", "item_idx").distinct().join(seen, ["user_idx", "item_idx"], "left_anti"))
+    model = fit_als(train, ALSParams(rank=16, reg_param=0.1, alpha=5.0, max_iter=10))
+    return train, seen, test, model
+
+
+def test_popularity_ranks_by_distinct_users_and_skips_seen(spark):
+    train = spark.createDataFrame([(1, 1), (2, 1), (3, 1), (1, 2), (2, 2), (3, 3), (4, 4)],
+                                  "user_idx int, item_idx int").withColumn("last_ts", F.current_timestamp())
+    recs = popularity_recs(train, train, k=2)
+    got = {u: [r["item_idx"] for r in sorted(recs.where(f"user_idx = {u}").collect(), key=lambda r: r["rank"])]
+           for u in (1, 3, 4)}
+    assert got == {1: [3, 4], 3: [2, 4], 4: [1, 2]}
+
+
+def test_our_top_k_equals_recommend_for_all_users(data):
+    train, seen, _, model = data
+    k = 10
+    most_seen = seen.groupBy("user_idx").count().agg(F.max("count")).first()[0]
+    theirs = (model.recommendForAllUsers(k + most_seen)
+              .select("user_idx", F.posexplode("recommendations").alias("pos", "rec"))
+              .select("user_idx", F.col("rec.item_idx").alias("item_idx"), F.col("pos"))
+              .join(seen, ["user_idx", "item_idx"], "left_anti"))
+    theirs_lists = {}
+    for r in theirs.orderBy("user_idx", "pos").collect():
+        lst = theirs_lists.setdefault(r["user_idx"], [])
+        if len(lst) < k:
+            lst.append(r["item_idx"])
+    ours = top_k_for_all_users(model.userFactors, model.itemFactors, k, seen)
+    ours_lists = {}
+    for r in ours.orderBy("user_idx", "rank").collect():
+        ours_lists.setdefault(r["user_idx"], []).append(r["item_idx"])
+    assert ours_lists.keys() == theirs_lists.keys()
+    same = sum(ours_lists[u] == theirs_lists[u] for u in ours_lists)
+    assert same / len(ours_lists) >= 0.99  # only float near-ties may swap
+    assert ours.join(seen, ["user_idx", "item_idx"]).count() == 0
+
+
+def test_als_beats_popularity_on_planted_tastes(data):
+    train, seen, test, model = data
+    users = test.select("user_idx").distinct()
+    als = ranking_metrics(top_k_for_all_users(model.userFactors, model.itemFactors, 10, seen), test, 10)
+    pop = ranking_metrics(popularity_recs(train, users, 10), test, 10)
+    assert als["ndcg"] > 1.3 * pop["ndcg"], (als, pop)
+    assert als["recall"] > pop["recall"]
