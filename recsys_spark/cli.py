@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
 
-    from recsys_spark.pipeline import STAGES, quality_summary, run_stage, table_summary
+    from recsys_spark.pipeline import STAGES, metrics_summary, quality_summary, run_stage, table_summary
     from recsys_spark.pipeline.context import Context
     from recsys_spark.pipeline.progress import format_table, setup_logging
 
@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pipeline":
         print("\nQuality report (rows failed per check, all batches):")
         print(quality_summary(ctx))
+        print("\nHeld-out test, top-K (seen items excluded):")
+        print(metrics_summary(ctx))
         print("\nTables:")
         print(table_summary(ctx))
         print("\nStages:")

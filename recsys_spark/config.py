@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 class LakehouseConf:
     root: str = "lakehouse"
     checkpoint_dir: str = "/tmp/recsys-spark/checkpoints"
+    models_dir: str = ""
 
 
 @dataclass
@@ -136,6 +137,37 @@ class FeaturesConf:
 
 
 @dataclass
+class ALSConf:
+    rank: int = 64
+    reg_param: float = 0.05
+    alpha: float = 10.0
+    max_iter: int = 15
+    implicit: bool = True
+    seed: int = 42
+    checkpoint_interval: int = 5
+
+
+@dataclass
+class TuningConf:
+    """The ALS search space, tried in full on the validation split (NDCG@k decides)."""
+
+    rank: list[int] = field(default_factory=lambda: [64])
+    reg_param: list[float] = field(default_factory=lambda: [0.05])
+    alpha: list[float] = field(default_factory=lambda: [10.0])
+    max_iter: list[int] = field(default_factory=lambda: [15])
+
+
+@dataclass
+class CFConf:
+    k: int = 10
+    relevant_event_types: list[str] = field(default_factory=list)
+    tune: bool = False
+    als: ALSConf = field(default_factory=ALSConf)
+    tuning: TuningConf = field(default_factory=TuningConf)
+    block_size: int = 2048
+
+
+@dataclass
 class Config:
     app_name: str = "recsys-spark"
     runtime: str = "local"
@@ -145,6 +177,7 @@ class Config:
     privacy: PrivacyConf = field(default_factory=PrivacyConf)
     quality: QualityConf = field(default_factory=QualityConf)
     features: FeaturesConf = field(default_factory=FeaturesConf)
+    cf: CFConf = field(default_factory=CFConf)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -251,6 +284,8 @@ def _validate(cfg: Config) -> None:
     unknown = sorted(set(cfg.features.event_weights) - set(cfg.quality.event_types))
     if unknown:
         raise ConfigError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
+    if cfg.cf.k < 1 or cfg.cf.als.rank < 1 or cfg.cf.als.max_iter < 1:
+        raise ConfigError("config keys 'cf.k', 'cf.als.rank' and 'cf.als.max_iter' must be positive")
     if cfg.features.sequence_length < 2:
         raise ConfigError("config key 'features.sequence_length' must be at least 2")
     if cfg.privacy.hash_user_ids and not os.environ.get(cfg.privacy.key_env):

@@ -2,9 +2,10 @@
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_spark.cf.als import ALSParams, fit_als
+from recsys_spark.cf.als import fit_als
 from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.cf.topk import top_k_for_all_users
+from recsys_spark.config import ALSConf
 from recsys_spark.evaluation.ranking import ranking_metrics
 
 
@@ -15,7 +16,7 @@ def data(shop):
     seen = train.select("user_idx", "item_idx")
     test = (splits.where("split = 'test' AND event_type IN ('click', 'add_to_cart', 'purchase')")
             .select("user_idx", "item_idx").distinct().join(seen, ["user_idx", "item_idx"], "left_anti"))
-    model = fit_als(train, ALSParams(rank=16, reg_param=0.1, alpha=5.0, max_iter=10))
+    model = fit_als(train, ALSConf(rank=16, reg_param=0.1, alpha=5.0, max_iter=10))
     return train, seen, test, model
 
 

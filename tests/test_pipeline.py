@@ -1,4 +1,5 @@
 """End to end on a tiny synthetic shop: accounting, idempotence, a second batch, the split."""
+import json
 import shutil
 
 import pytest
@@ -69,6 +70,19 @@ def test_gold_shapes(ctx):
     shares = ctx.lake.read("gold", "user_features").first()["category_shares"]
     assert abs(sum(s["share"] for s in shares) - 1.0) < 1e-9
     assert set(ctx.lake.read("gold", "splits").columns) >= {"hour", "weekday", "season", "is_holiday"}
+
+
+def test_models_are_trained_recommended_and_evaluated(ctx):
+    metrics = {(r["model"], r["metric"]): r["value"] for r in ctx.lake.read("gold", "metrics").collect()}
+    assert metrics[("als", "ndcg")] > 1.5 * metrics[("popularity", "ndcg")]
+    assert metrics[("als", "coverage")] > metrics[("popularity", "coverage")]
+    recs = ctx.lake.read("gold", "recs")
+    seen = ctx.lake.read("gold", "interactions").select("user_idx", "item_idx")
+    assert recs.join(seen, ["user_idx", "item_idx"]).count() == 0
+    assert recs.groupBy("model", "user_idx").count().agg(F.max("count")).first()[0] == 10
+    runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
+    assert runs["train_als"]["gold.interactions"] == ctx.lake.version("gold", "interactions")
+    assert set(runs) == {"features", "train_als", "recommend", "evaluate"}
 
 
 def test_hashed_user_ids(make_ctx, monkeypatch):

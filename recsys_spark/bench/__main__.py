@@ -4,7 +4,14 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
-BENCHMARKS = {"pipeline": "recsys_spark.bench.pipeline"}
+from recsys_spark.pipeline.progress import setup_logging
+
+BENCHMARKS = {
+    "pipeline": "recsys_spark.bench.pipeline",
+    "b1": "recsys_spark.bench.b1",
+    "topk": "recsys_spark.bench.topk",
+}
+
 
 
 def main(argv: list[str]) -> int:
@@ -13,6 +20,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark {unknown[0]!r}; benchmarks are {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    setup_logging()
     for name in names:
         import_module(BENCHMARKS[name]).run()
     return 0

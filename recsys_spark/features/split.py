@@ -33,3 +33,13 @@ def leave_last_out_split(events: DataFrame) -> DataFrame:
 
 def make_split(events: DataFrame, conf: SplitConf) -> DataFrame:
     return temporal_split(events, conf) if conf.kind == "temporal" else leave_last_out_split(events)
+
+
+def stratified_split(df: DataFrame, by: str, ratio: float, seed: int) -> tuple[DataFrame, DataFrame]:
+    """Per group of `by`, a seeded shuffle puts round(ratio * n) rows in the first part (the
+    protocol of Microsoft Recommenders' python_stratified_split)."""
+    order = F.xxhash64(F.lit(seed), "user_idx", "item_idx")
+    w = Window.partitionBy(by).orderBy(order)
+    ranked = df.withColumn("_r", F.row_number().over(w)).withColumn("_n", F.count("*").over(Window.partitionBy(by)))
+    first = F.col("_r") <= F.round(F.col("_n") * ratio)
+    return ranked.where(first).drop("_r", "_n"), ranked.where(~first).drop("_r", "_n")

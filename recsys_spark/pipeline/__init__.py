@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pyspark.sql import functions as F
 
 from recsys_spark.lakehouse import LAYERS
-from recsys_spark.pipeline import features, ingest, quality
+from recsys_spark.pipeline import cf, features, ingest, quality
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -18,13 +18,16 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "ingest": ingest.run,
     "quality": quality.run,
     "features": features.run,
+    "train_als": cf.train_als,
+    "recommend": cf.recommend,
+    "evaluate": cf.evaluate,
 }
 TABLES = {
     "bronze": ["events", "items", "users"],
     "silver": ["events", "items", "users", "quality_report"],
     "quarantine": ["events", "items", "users"],
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
-             "sequences", "runs"],
+             "sequences", "als_user_factors", "als_item_factors", "recs", "metrics", "runs"],
 }
 assert set(TABLES) <= set(LAYERS)
 
@@ -47,6 +50,21 @@ def table_summary(ctx: Context) -> str:
             if ctx.lake.exists(layer, t):
                 rows.append([f"{layer}.{t}", ctx.lake.count(layer, t), ctx.lake.version(layer, t)])
     return format_table(["table", "rows", "version"], rows)
+
+
+def metrics_summary(ctx: Context) -> str:
+    """The latest evaluation: one row per model, one column per metric."""
+    if not ctx.lake.exists("gold", "metrics"):
+        return "(no metrics yet)"
+    metrics = ctx.lake.read("gold", "metrics")
+    latest = metrics.orderBy(F.desc("evaluated_at")).select("run_id").first()[0]
+    rows = metrics.where(F.col("run_id") == latest).orderBy("model", "metric").collect()
+    names = list(dict.fromkeys(r["metric"] for r in rows))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    value = {(r["model"], r["metric"]): r["value"] for r in rows}
+    k = rows[0]["k"]
+    return format_table(["model", *[f"{n}@{k}" for n in names]],
+                        [[m, *[f"{value[(m, n)]:.4f}" for n in names]] for m in models])
 
 
 def quality_summary(ctx: Context) -> str:

@@ -4,17 +4,13 @@ The split is made first, on events; every feature after it reads training events
 """
 from __future__ import annotations
 
-import logging
-
 from pyspark.sql import functions as F
 
 from recsys_spark.features.build import interactions, item_features, sequences, user_features, with_context
 from recsys_spark.features.idmap import extend_id_map
 from recsys_spark.features.split import make_split
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.runs import input_versions, last_run_with, record_run, signature, utc_now
-
-log = logging.getLogger("recsys_spark")
+from recsys_spark.pipeline.runs import run_once
 
 STAGE = "features"
 
@@ -37,15 +33,8 @@ def write(ctx: Context, df, table: str, keys: list[str]) -> None:
 
 
 def run(ctx: Context) -> None:
-    started = utc_now()
-    inputs = input_versions(ctx, [("silver", t) for t in ("events", "items", "users")])
-    sig = signature(inputs, ctx.cfg.to_dict()["features"])
-    done = last_run_with(ctx, STAGE, sig)
-    if done:
-        log.info("[%s] silver inputs %s and settings unchanged since run %s: nothing to do", STAGE, inputs, done)
-        return
-    build(ctx)
-    record_run(ctx, STAGE, sig, inputs, started)
+    inputs = [("silver", t) for t in ("events", "items", "users")]
+    run_once(ctx, STAGE, inputs, ctx.cfg.to_dict()["features"], lambda run_id: build(ctx))
 
 
 def build(ctx: Context) -> None:

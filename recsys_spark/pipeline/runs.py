@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pyspark.sql import functions as F
@@ -16,6 +18,8 @@ def utc_now() -> datetime:
     """Naive UTC, as Spark's session time zone (UTC) stores timestamps."""
     return datetime.now(UTC).replace(tzinfo=None)
 
+
+log = logging.getLogger("recsys_spark")
 
 SCHEMA = ("run_id string, stage string, signature string, inputs string, config string, "
           "started_at timestamp, finished_at timestamp")
@@ -39,10 +43,23 @@ def last_run_with(ctx: Context, stage: str, sig: str) -> str | None:
     return hit[0] if hit else None
 
 
-def record_run(ctx: Context, stage: str, sig: str, inputs: dict, started: datetime) -> str:
-    run_id = uuid.uuid4().hex[:12]
-    now = utc_now()
+def record_run(ctx: Context, run_id: str, stage: str, sig: str, inputs: dict, started: datetime) -> None:
     row = (run_id, stage, sig, json.dumps(inputs, sort_keys=True), json.dumps(ctx.cfg.to_dict(), sort_keys=True),
-           started, now)
+           started, utc_now())
     ctx.lake.append(ctx.spark.createDataFrame([row], SCHEMA), "gold", "runs")
-    return run_id
+
+
+def run_once(ctx: Context, stage: str, inputs: list[tuple[str, str]], settings: dict,
+             body: Callable[[str], None]) -> None:
+    """Run `body(run_id)` unless a finished run of `stage` read the same table versions with the
+    same settings; record the run only once it has succeeded, so a killed run is simply redone."""
+    started = utc_now()
+    versions = input_versions(ctx, inputs)
+    sig = signature(versions, settings)
+    done = last_run_with(ctx, stage, sig)
+    if done:
+        log.info("[%s] inputs %s and settings unchanged since run %s: nothing to do", stage, versions, done)
+        return
+    run_id = uuid.uuid4().hex[:12]
+    body(run_id)
+    record_run(ctx, run_id, stage, sig, versions, started)
