@@ -14,7 +14,7 @@ from pyspark.sql import functions as F
 from recsys_spark.data.raw import RAW_COLUMNS
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import utc_now
-from recsys_spark.quality import (
+from recsys_spark.quality.rules import (
     EVENTS,
     ITEMS,
     USERS,
