@@ -24,9 +24,9 @@ def test_bad_config_fails_at_start_naming_the_key():
 
 
 def test_resolved_config_is_printable():
-    out = run(str(BIN / "recsys-spark"), "config", "--dataset", "online_retail")
-    assert out.returncode == 0
-    assert "session_id: InvoiceNo" in out.stdout
+    out = run(str(BIN / "recsys-spark"), "config", "--conf", "conf/cluster.yaml", "--set", "cf.k=20")
+    assert out.returncode == 0, out.stderr
+    assert "runtime: cluster" in out.stdout and "  k: 20" in out.stdout
 
 
 def test_spark_submit_runs_a_job(spark, tmp_path):

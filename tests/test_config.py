@@ -11,8 +11,10 @@ def test_layers_and_overrides_resolve_in_order():
     assert cfg.quality.event_types[0] == "view"           # from base.yaml
 
 
-def test_dataset_layer_maps_files():
-    cfg = load_config(None, "movielens100k")
+def test_dataset_layer_maps_files(tmp_path):
+    (tmp_path / "u.x").write_text("1\t2\t3\t4\n")
+    paths = [f"source.files.{t}.path={tmp_path}/u.x" for t in ("events", "items", "users")]
+    cfg = load_config(None, "movielens100k", paths)
     assert cfg.source.kind == "files"
     assert cfg.source.files.events.columns["user_id"] == "_c0"
     assert cfg.features.split.kind == "leave_last_out"

@@ -13,7 +13,7 @@ import time
 import psutil
 
 from recsys_spark.bench.report import row, write_report
-from recsys_spark.pipeline import STAGES
+from recsys_spark.pipeline import DATA_STAGES
 
 SCALES = {"1M": (1_000_000, 20_000, 5_000), "10M": (10_000_000, 200_000, 10_000)}
 
@@ -39,7 +39,7 @@ def run(scales: list[str] | None = None) -> None:
     for scale in scales or list(SCALES):
         events, users, items = SCALES[scale]
         with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as root:
-            for stage in STAGES:
+            for stage in DATA_STAGES:
                 cmd = [sys.executable, "-m", "recsys_spark.cli", "run", stage,
                        "--set", f"lakehouse.root={root}", "--set", f"source.synthetic.n_events={events}",
                        "--set", f"source.synthetic.n_users={users}", "--set", f"source.synthetic.n_items={items}"]
@@ -49,7 +49,7 @@ def run(scales: list[str] | None = None) -> None:
                 rows.append(row(f"pipeline_{scale}", "peak_rss_gib", round(peak, 2), stage=stage))
                 print(f"{scale} {stage}: {seconds:.1f}s, peak {peak:.2f} GiB", flush=True)
     if {"1M", "10M"} <= set(scales or SCALES):
-        for stage in STAGES:
+        for stage in DATA_STAGES:
             ratio = timings[f"10M/{stage}"] / timings[f"1M/{stage}"]
             rows.append(row("pipeline_10M_vs_1M", "time_ratio", round(ratio, 2), stage=stage))
     write_report("pipeline", "ingest -> quality -> features on the synthetic shop, each stage a fresh "

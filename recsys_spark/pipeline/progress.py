@@ -41,12 +41,6 @@ class Progress:
         rows = "" if result.rows is None else f"{result.rows:>12,} rows "
         log.info("[%s] %-32s %sin %6.1fs", stage, step, rows, result.seconds)
 
-    def stage_seconds(self) -> dict[str, float]:
-        out: dict[str, float] = {}
-        for r in self.results:
-            out[r.stage] = out.get(r.stage, 0.0) + r.seconds
-        return out
-
 
 def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",

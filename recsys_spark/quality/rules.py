@@ -84,7 +84,7 @@ def row_checks(columns: list[str], rules: TableRules, conf: QualityConf) -> list
     # a data set's own rules name the cause (a cancellation), so they go before generic ranges
     checks += [(rule.reason, F.coalesce(F.col(rule.column).rlike(rule.regex), F.lit(False)))
                for rule in conf.exclude if rule.column in columns]
-    checks += [(reason, cond) for reason, cond in range_checks(conf).items() if cond_columns_present(reason, typed)]
+    checks += [(reason, cond) for reason, cond in range_checks(conf).items() if _applies(reason, typed)]
     return checks
 
 
@@ -95,7 +95,7 @@ def check_rules(raw: DataFrame, rules: TableRules, conf: QualityConf) -> DataFra
     return raw.withColumns(_typed(rules, conf)).withColumn("_reason", reason)
 
 
-def cond_columns_present(reason: str, typed: dict[str, Column]) -> bool:
+def _applies(reason: str, typed: dict[str, Column]) -> bool:
     col = "ts" if reason.startswith("timestamp") else reason.split(":")[1]
     return f"_t_{col}" in typed
 
