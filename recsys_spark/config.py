@@ -162,6 +162,7 @@ class CFConf:
     k: int = 10
     relevant_event_types: list[str] = field(default_factory=list)
     tune: bool = False
+    recent_days: float = 30.0
     als: ALSConf = field(default_factory=ALSConf)
     tuning: TuningConf = field(default_factory=TuningConf)
     block_size: int = 2048

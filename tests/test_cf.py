@@ -1,4 +1,6 @@
 """ALS finds the shop's planted tastes; our top-K equals recommendForAllUsers; popularity is right."""
+from datetime import datetime
+
 import pytest
 from pyspark.sql import functions as F
 
@@ -27,6 +29,16 @@ def test_popularity_ranks_by_distinct_users_and_skips_seen(spark):
     got = {u: [r["item_idx"] for r in sorted(recs.where(f"user_idx = {u}").collect(), key=lambda r: r["rank"])]
            for u in (1, 3, 4)}
     assert got == {1: [3, 4], 3: [2, 4], 4: [1, 2]}
+
+
+def test_recent_popularity_counts_only_the_window(spark):
+    rows = [(1, 1, "2025-01-01"), (2, 1, "2025-01-02"), (3, 1, "2025-01-03"), (1, 2, "2025-03-01"),
+            (2, 2, "2025-03-02"), (3, 3, "2025-03-03")]
+    train = spark.createDataFrame(rows, "user_idx int, item_idx int, d string").withColumn("last_ts",
+                                                                                         F.to_timestamp("d"))
+    users = spark.createDataFrame([(9,)], "user_idx int")
+    recs = popularity_recs(train, users, k=3, since=datetime(2025, 2, 1))
+    assert [r["item_idx"] for r in recs.orderBy("rank").collect()] == [2, 3]
 
 
 def test_our_top_k_equals_recommend_for_all_users(data):

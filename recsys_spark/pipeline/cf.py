@@ -63,7 +63,7 @@ def _train_als(ctx: Context) -> None:
 
 def recommend(ctx: Context) -> None:
     run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "als_user_factors")],
-             {"k": ctx.cfg.cf.k}, lambda run_id: _recommend(ctx, run_id))
+             {"k": ctx.cfg.cf.k, "recent_days": ctx.cfg.cf.recent_days}, lambda run_id: _recommend(ctx, run_id))
 
 
 def _recommend(ctx: Context, run_id: str) -> None:
@@ -71,8 +71,10 @@ def _recommend(ctx: Context, run_id: str) -> None:
     train = ctx.lake.read("gold", "interactions")
     model = ALSModel.load(model_path(ctx, "als"))
     users = ctx.lake.read("gold", "id_map_users").select("user_idx")
+    since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
     for name, recs in (("als", als_recommend(model, cf.k, train.select("user_idx", "item_idx"), cf.block_size)),
-                       ("popularity", popularity_recs(train, users, cf.k))):
+                       ("popularity", popularity_recs(train, users, cf.k)),
+                       ("popularity_recent", popularity_recs(train, users, cf.k, since))):
         with ctx.progress.step("recommend", f"gold.recs model={name}") as step:
             out = recs.select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx", "rank",
                               "item_idx", F.col("score").cast("float"))
