@@ -6,8 +6,7 @@
 # MAGIC time.
 # MAGIC
 # MAGIC Runs the same code as `spark-submit jobs/ingest.py`. Widgets: `dataset` (a conf/datasets name, empty
-# MAGIC for
-# MAGIC the synthetic shop) and `overrides` (space-separated `key=value`).
+# MAGIC for the synthetic shop) and `overrides` (space-separated `key=value`).
 
 # COMMAND ----------
 

@@ -5,8 +5,7 @@
 # MAGIC silver.quality_report. Every bronze row lands in exactly one of silver or quarantine.
 # MAGIC
 # MAGIC Runs the same code as `spark-submit jobs/quality.py`. Widgets: `dataset` (a conf/datasets name,
-# MAGIC empty for
-# MAGIC the synthetic shop) and `overrides` (space-separated `key=value`).
+# MAGIC empty for the synthetic shop) and `overrides` (space-separated `key=value`).
 
 # COMMAND ----------
 

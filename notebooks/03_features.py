@@ -5,8 +5,7 @@
 # MAGIC and padded sequences. Features read the training split only.
 # MAGIC
 # MAGIC Runs the same code as `spark-submit jobs/features.py`. Widgets: `dataset` (a conf/datasets name,
-# MAGIC empty for
-# MAGIC the synthetic shop) and `overrides` (space-separated `key=value`).
+# MAGIC empty for the synthetic shop) and `overrides` (space-separated `key=value`).
 
 # COMMAND ----------
 

@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_job(stage: str) -> None:
     """The body of every jobs/<stage>.py: same arguments as `recsys-spark run <stage>`."""
-    sys.exit(main(["pipeline" if stage == "pipeline" else "run", *([] if stage == "pipeline" else [stage]),
-                   *sys.argv[1:]]))
+    command = ["pipeline"] if stage == "pipeline" else ["run", stage]
+    sys.exit(main([*command, *sys.argv[1:]]))
 
 
 if __name__ == "__main__":

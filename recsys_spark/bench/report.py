@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import UTC, datetime
 from importlib import metadata
@@ -15,19 +16,14 @@ PACKAGES = ["pyspark", "delta-spark", "numpy", "pandas", "pyarrow", "torch", "pe
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "machine": f"{platform.machine()}, {_cpus()} cpus"}
+    cpus = len(os.sched_getaffinity(0))
+    out = {"python": platform.python_version(), "machine": f"{platform.machine()}, {cpus} cpus"}
     for p in PACKAGES:
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
     return out
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 def row(model: str, metric: str, value: float, k: int | None = None, source: str = "measured",

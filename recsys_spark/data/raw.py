@@ -16,7 +16,8 @@ RAW_COLUMNS: dict[str, list[str]] = {
 
 def to_raw(df: DataFrame, table: str, columns: dict[str, str] | None = None,
            constants: dict[str, str] | None = None) -> DataFrame:
-    """Select the raw columns of `table` from `df`: mapped, constant, or null when absent."""
+    """Select the raw columns of `table` from `df`: mapped, constant, or null when absent. With no
+    mapping at all, columns are taken by name (the synthetic shop already has the raw shape)."""
     columns, constants = columns or {}, constants or {}
     unknown = sorted((set(columns) | set(constants)) - set(RAW_COLUMNS[table]))
     if unknown:

@@ -90,8 +90,8 @@ def evaluate(ctx: Context) -> None:
 def _evaluate(ctx: Context, run_id: str) -> None:
     k = ctx.cfg.cf.k
     recs_all = ctx.lake.read("gold", "recs")
-    truth = held_out(ctx, "test")
-    train = ctx.lake.read("gold", "interactions")
+    truth = held_out(ctx, "test").cache()  # every model is scored against the same pairs
+    train = ctx.lake.read("gold", "interactions").cache()
     items = ctx.lake.read("gold", "item_features")
     n_items = items.count()
     rows = []
@@ -104,5 +104,7 @@ def _evaluate(ctx: Context, run_id: str) -> None:
             rows += [(run_id, name, metric, k, float(v), "test", utc_now()) for metric, v in m.items()]
             step.rows = len(m)
             log.info("[evaluate] %s: %s", name, ", ".join(f"{a}@{k}={b:.4f}" for a, b in m.items()))
+    truth.unpersist()
+    train.unpersist()
     schema = "run_id string, model string, metric string, k int, value double, split string, evaluated_at timestamp"
     ctx.lake.append(ctx.spark.createDataFrame(rows, schema), "gold", "metrics")

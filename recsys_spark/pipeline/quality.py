@@ -31,7 +31,7 @@ RULES = {"items": ITEMS, "users": USERS, "events": EVENTS}
 
 
 class AccountingError(RuntimeError):
-    """Bronze rows that are neither in silver nor in quarantine (or are in both)."""
+    """Bronze rows that did not end in exactly one of silver and quarantine, by count."""
 
 
 def pending_batches(ctx: Context, table: str) -> list[str]:
