@@ -158,6 +158,14 @@ class TuningConf:
 
 
 @dataclass
+class NeighboursConf:
+    n: int = 20
+    measure: str = "jaccard"
+    min_count: int = 2
+    max_items_per_user: int = 200
+
+
+@dataclass
 class CFConf:
     k: int = 10
     relevant_event_types: list[str] = field(default_factory=list)
@@ -166,6 +174,8 @@ class CFConf:
     als: ALSConf = field(default_factory=ALSConf)
     tuning: TuningConf = field(default_factory=TuningConf)
     block_size: int = 2048
+    neighbours: NeighboursConf = field(default_factory=NeighboursConf)
+    category_top: int = 3
 
 
 @dataclass
@@ -188,6 +198,7 @@ CHOICES = {
     "runtime": {"local", "cluster", "databricks"},
     "source.kind": {"synthetic", "files"},
     "features.split.kind": {"temporal", "leave_last_out"},
+    "cf.neighbours.measure": {"jaccard", "lift"},
 }
 FILE_FORMATS = {"csv", "json", "parquet"}
 
@@ -285,8 +296,11 @@ def _validate(cfg: Config) -> None:
     unknown = sorted(set(cfg.features.event_weights) - set(cfg.quality.event_types))
     if unknown:
         raise ConfigError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
-    if cfg.cf.k < 1 or cfg.cf.als.rank < 1 or cfg.cf.als.max_iter < 1:
-        raise ConfigError("config keys 'cf.k', 'cf.als.rank' and 'cf.als.max_iter' must be positive")
+    for key, value in (("cf.k", cfg.cf.k), ("cf.als.rank", cfg.cf.als.rank), ("cf.als.max_iter", cfg.cf.als.max_iter),
+                       ("cf.neighbours.n", cfg.cf.neighbours.n), ("cf.category_top", cfg.cf.category_top),
+                       ("cf.neighbours.max_items_per_user", cfg.cf.neighbours.max_items_per_user)):
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be positive")
     if cfg.features.sequence_length < 2:
         raise ConfigError("config key 'features.sequence_length' must be at least 2")
     if cfg.privacy.hash_user_ids and not os.environ.get(cfg.privacy.key_env):

@@ -27,6 +27,8 @@ def test_dataset_layer_maps_files(tmp_path):
     ("source.synthetic.bad_rows.duplicate=0.9", "'source.synthetic.bad_rows.duplicate' must be in [0, 0.5)"),
     ("features.event_weights.like=1.0", "'features.event_weights.like' is not in quality.event_types"),
     ("quality.exclude=[{column: item_id, pattern: x}]", "unknown config key 'quality.exclude[0].pattern'"),
+    ("cf.neighbours.measure=cosine", "config key 'cf.neighbours.measure': 'cosine' is not one of"),
+    ("cf.neighbours.n=0", "config key 'cf.neighbours.n' must be positive"),
 ])
 def test_bad_values_fail_naming_the_key(override, message):
     with pytest.raises(ConfigError) as err:

@@ -4,7 +4,14 @@ import random
 
 import pytest
 
-from recsys_spark.evaluation.ranking import coverage, diversity, novelty, ranking_metrics, rating_errors
+from recsys_spark.evaluation.ranking import (
+    coverage,
+    diversity,
+    embedding_diversity,
+    novelty,
+    ranking_metrics,
+    rating_errors,
+)
 
 
 def frame(spark, rows, schema="user_idx int, item_idx int, rank int"):
@@ -64,6 +71,15 @@ def test_beyond_accuracy(spark):
     expected = (2 * -math.log2(3 / 4) + -math.log2(1 / 4) + -math.log2(1 / 4)) / 4
     assert novelty(recs, train, k=2) == pytest.approx(expected)
     assert diversity(recs, cats, k=2) == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_embedding_diversity_is_the_mean_pairwise_cosine_distance(spark):
+    vectors = spark.createDataFrame([(1, [1.0, 0.0]), (2, [3.0, 0.0]), (3, [0.0, 2.0]), (4, [-1.0, 0.0])],
+                                    "item_idx int, features array<float>")
+    recs = frame(spark, [(1, 1, 1), (1, 2, 2), (1, 3, 3), (2, 1, 1), (2, 4, 2), (3, 1, 1)])
+    # user 1: pairs (1,2) same direction, (1,3) and (2,3) orthogonal -> (0 + 1 + 1) / 3;
+    # user 2: opposite vectors -> 2; user 3 has one item and no pairs
+    assert embedding_diversity(recs, vectors, k=3) == pytest.approx((2 / 3 + 2.0) / 2)
 
 
 def test_rating_errors(spark):

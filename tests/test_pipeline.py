@@ -76,13 +76,30 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     metrics = {(r["model"], r["metric"]): r["value"] for r in ctx.lake.read("gold", "metrics").collect()}
     assert metrics[("als", "ndcg")] > 1.5 * metrics[("popularity", "ndcg")]
     assert metrics[("als", "coverage")] > metrics[("popularity", "coverage")]
+    for model in ("item_knn", "user_knn", "popularity_category"):  # each finds the planted tastes too
+        assert metrics[(model, "ndcg")] > 1.2 * metrics[("popularity", "ndcg")], model
+    models = {m for m, _ in metrics}
+    assert all(0.0 < metrics[(m, "diversity_embedding")] < 2.0 for m in models)  # cosine distance, from ALS factors
     recs = ctx.lake.read("gold", "recs")
     seen = ctx.lake.read("gold", "interactions").select("user_idx", "item_idx")
     assert recs.join(seen, ["user_idx", "item_idx"]).count() == 0
     assert recs.groupBy("model", "user_idx").count().agg(F.max("count")).first()[0] == 10
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
     assert runs["train_als"]["gold.interactions"] == ctx.lake.version("gold", "interactions")
-    assert set(runs) == {"features", "train_als", "recommend", "evaluate"}
+    assert set(runs) == {"features", "train_als", "neighbours", "recommend", "evaluate"}
+
+
+def test_neighbours_share_the_planted_categories(ctx):
+    """Tastes are planted per category, so similar items should mostly share one (chance: 1 in 8)."""
+    category = ctx.lake.read("gold", "item_features").select("item_idx", "category")
+    pairs = ctx.lake.read("gold", "item_neighbours").where("rank <= 5").join(category, "item_idx").join(
+        category.withColumnsRenamed({"item_idx": "neighbour_idx", "category": "neighbour_category"}), "neighbour_idx")
+    same = {r["method"]: r["same"] for r in pairs.groupBy("method").agg(
+        F.avg((F.col("category") == F.col("neighbour_category")).cast("double")).alias("same")).collect()}
+    assert same["als_cosine"] > 0.5 and same["cooccurrence"] > 0.3, same
+    users = ctx.lake.read("gold", "user_neighbours")
+    assert users.where("user_idx = neighbour_idx").count() == 0
+    assert users.groupBy("user_idx").count().agg(F.max("count")).first()[0] == ctx.cfg.cf.neighbours.n
 
 
 def test_hashed_user_ids(make_ctx, monkeypatch):

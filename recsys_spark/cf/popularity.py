@@ -1,7 +1,7 @@
 """Popularity baselines: what every personalised model must beat."""
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark.evaluation.ranking import exclude_seen
@@ -22,4 +22,28 @@ def popularity_recs(train: DataFrame, users: DataFrame, k: int, since=None) -> D
     most_seen = seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
     candidates = pop.orderBy(F.desc("score"), "item_idx").limit(k + most_seen)
     recs = exclude_seen(users.select("user_idx").distinct().crossJoin(F.broadcast(candidates)), seen)
+    return recs.where(F.col("rank") <= k)
+
+
+def category_popularity_recs(train: DataFrame, item_category: DataFrame, users: DataFrame, k: int,
+                             top_categories: int = 3) -> DataFrame:
+    """The most popular unseen items of the categories a user uses most: score = the user's share
+    of items in the category x the item's distinct users. Users without history get none (global
+    popularity serves them)."""
+    seen = train.select("user_idx", "item_idx").distinct()
+    cats = item_category.select("item_idx", "category").where(F.col("category").isNotNull())
+    per_cat = seen.join(cats, "item_idx").groupBy("user_idx", "category").agg(F.count("*").alias("n"))
+    by_user = Window.partitionBy("user_idx")
+    shares = (per_cat.join(users.select("user_idx").distinct(), "user_idx")
+              .withColumn("share", F.col("n") / F.sum("n").over(by_user))
+              .withColumn("_r", F.row_number().over(by_user.orderBy(F.desc("n"), "category")))
+              .where(F.col("_r") <= top_categories))
+    # enough candidates per category that its heaviest user still keeps k after exclusion
+    depth = per_cat.groupBy("category").agg((F.max("n") + k).alias("depth"))
+    in_cat = Window.partitionBy("category").orderBy(F.desc("score"), "item_idx")
+    candidates = (item_popularity(train).join(cats, "item_idx").join(depth, "category")
+                  .withColumn("_r", F.row_number().over(in_cat)).where(F.col("_r") <= F.col("depth")))
+    scored = shares.join(candidates.select("category", "item_idx", F.col("score").alias("pop")), "category")
+    recs = exclude_seen(scored.select("user_idx", "item_idx", (F.col("share") * F.col("pop")).cast("float")
+                                      .alias("score")), seen)
     return recs.where(F.col("rank") <= k)

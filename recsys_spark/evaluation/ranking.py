@@ -11,6 +11,8 @@ import math
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsys_spark.vectors import unit_vectors
+
 RANKING = ["precision", "recall", "ndcg", "map", "hit_rate", "mrr"]
 
 
@@ -67,6 +69,20 @@ def diversity(recs: DataFrame, item_category: DataFrame, k: int, user: str = "us
     per_user = per_cat.groupBy(user).agg(F.sum("c").alias("n"), F.sum(F.col("c") * (F.col("c") - 1) / 2).alias("same"))
     ild = 1.0 - F.col("same") / (F.col("n") * (F.col("n") - 1) / 2)
     return float(per_user.where(F.col("n") > 1).agg(F.avg(ild)).first()[0] or 0.0)
+
+
+def embedding_diversity(recs: DataFrame, item_vectors: DataFrame, k: int, user: str = "user_idx",
+                        item: str = "item_idx", rank: str = "rank") -> float:
+    """Intra-list diversity by embedding: the mean cosine distance over the pairs of a user's top k.
+    With unit vectors, the n(n-1) ordered pairs' cosines sum to |sum of vectors|^2 - n, so no
+    pairwise join is needed. item_vectors: (item, features)."""
+    unit = unit_vectors(item_vectors.select(item, "features"))
+    top = recs.where(F.col(rank) <= k).join(unit, item)
+    sums = top.select(user, F.posexplode("features").alias("d", "x")).groupBy(user, "d").agg(F.sum("x").alias("s"))
+    sq = sums.groupBy(user).agg(F.sum(F.col("s") * F.col("s")).alias("sq"))
+    n = top.groupBy(user).agg(F.count("*").alias("n")).where(F.col("n") > 1)
+    ild = 1.0 - (F.col("sq") - F.col("n")) / (F.col("n") * (F.col("n") - 1))
+    return float(n.join(sq, user).agg(F.avg(ild)).first()[0] or 0.0)
 
 
 def rating_errors(pred: DataFrame, label: str = "rating", prediction: str = "prediction") -> dict[str, float]:

@@ -18,6 +18,7 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "quality": quality.run,
     "features": features.run,
     "train_als": cf.train_als,
+    "neighbours": cf.neighbours,
     "recommend": cf.recommend,
     "evaluate": cf.evaluate,
 }
@@ -27,7 +28,8 @@ TABLES = {
     "silver": ["events", "items", "users", "quality_report"],
     "quarantine": ["events", "items", "users"],
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
-             "sequences", "als_user_factors", "als_item_factors", "recs", "metrics", "runs"],
+             "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
+             "metrics", "runs"],
 }
 
 

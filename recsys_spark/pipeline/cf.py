@@ -1,8 +1,10 @@
-"""Model stages: train_als -> recommend -> evaluate, on the gold tables the features stage built.
+"""Model stages: train_als -> neighbours -> recommend -> evaluate, on the gold tables the features
+stage built.
 
 train_als fits (optionally tunes) ALS on gold.interactions and writes its factors and model;
-recommend writes top-K lists of ALS and popularity to gold.recs; evaluate scores every model in
-gold.recs against the held-out split into gold.metrics. Each run is recorded in gold.runs.
+neighbours writes similar items (from ALS factors and from co-occurrence) and similar users;
+recommend writes every model's top-K lists to gold.recs; evaluate scores every model in gold.recs
+against the held-out split into gold.metrics. Each run is recorded in gold.runs.
 """
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from pyspark.sql import functions as F
 
 from recsys_spark.cf.als import fit_als, tune_als
 from recsys_spark.cf.als import recommend as als_recommend
-from recsys_spark.cf.popularity import popularity_recs
-from recsys_spark.evaluation.ranking import coverage, diversity, novelty, ranking_metrics
+from recsys_spark.cf.neighbours import cooccurrence_neighbours, factor_neighbours, item_based_recs, user_based_recs
+from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
+from recsys_spark.config import NeighboursConf
+from recsys_spark.evaluation.ranking import coverage, diversity, embedding_diversity, novelty, ranking_metrics
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once, utc_now
 
@@ -61,9 +65,38 @@ def _train_als(ctx: Context) -> None:
             step.rows = ctx.lake.last_commit_metrics("gold", f"als_{side}_factors")["numOutputRows"]
 
 
+def neighbours(ctx: Context) -> None:
+    conf = ctx.cfg.cf.neighbours
+    run_once(ctx, "neighbours", [("gold", "interactions"), ("gold", "als_item_factors")],
+             {**ctx.cfg.to_dict()["cf"]["neighbours"], "block_size": ctx.cfg.cf.block_size},
+             lambda run_id: _neighbours(ctx, conf))
+
+
+def _neighbours(ctx: Context, conf: NeighboursConf) -> None:
+    """gold.item_neighbours holds one list per method: 'als_cosine' (similar items) and
+    'cooccurrence' (bought together); gold.user_neighbours the users nearest in ALS space."""
+    block = ctx.cfg.cf.block_size
+    item_lists = {
+        "als_cosine": lambda: factor_neighbours(ctx.lake.read("gold", "als_item_factors")
+                                                .withColumnRenamed("item_idx", "id"), "item_idx", conf.n, block),
+        "cooccurrence": lambda: cooccurrence_neighbours(ctx.lake.read("gold", "interactions"), conf),
+    }
+    for method, build in item_lists.items():
+        with ctx.progress.step("neighbours", f"gold.item_neighbours method={method}") as step:
+            ctx.lake.overwrite(build().select(F.lit(method).alias("method"), "*"), "gold", "item_neighbours",
+                               replace_where=f"method = '{method}'")
+            step.rows = ctx.lake.last_commit_metrics("gold", "item_neighbours")["numOutputRows"]
+    with ctx.progress.step("neighbours", "gold.user_neighbours") as step:
+        users = ctx.lake.read("gold", "als_user_factors").withColumnRenamed("user_idx", "id")
+        ctx.lake.overwrite(factor_neighbours(users, "user_idx", conf.n, block), "gold", "user_neighbours")
+        step.rows = ctx.lake.last_commit_metrics("gold", "user_neighbours")["numOutputRows"]
+
+
 def recommend(ctx: Context) -> None:
-    run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "als_user_factors")],
-             {"k": ctx.cfg.cf.k, "recent_days": ctx.cfg.cf.recent_days}, lambda run_id: _recommend(ctx, run_id))
+    run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "als_user_factors"), ("gold", "item_neighbours"),
+                                ("gold", "user_neighbours")],
+             {"k": ctx.cfg.cf.k, "recent_days": ctx.cfg.cf.recent_days, "category_top": ctx.cfg.cf.category_top},
+             lambda run_id: _recommend(ctx, run_id))
 
 
 def _recommend(ctx: Context, run_id: str) -> None:
@@ -71,12 +104,20 @@ def _recommend(ctx: Context, run_id: str) -> None:
     train = ctx.lake.read("gold", "interactions")
     model = ALSModel.load(model_path(ctx, "als"))
     users = ctx.lake.read("gold", "id_map_users").select("user_idx")
+    items = ctx.lake.read("gold", "item_features")
+    cooc = ctx.lake.read("gold", "item_neighbours").where(F.col("method") == "cooccurrence")
     since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
-    for name, recs in (("als", als_recommend(model, cf.k, train.select("user_idx", "item_idx"), cf.block_size)),
-                       ("popularity", popularity_recs(train, users, cf.k)),
-                       ("popularity_recent", popularity_recs(train, users, cf.k, since))):
+    models = {
+        "als": lambda: als_recommend(model, cf.k, train.select("user_idx", "item_idx"), cf.block_size),
+        "popularity": lambda: popularity_recs(train, users, cf.k),
+        "popularity_recent": lambda: popularity_recs(train, users, cf.k, since),
+        "popularity_category": lambda: category_popularity_recs(train, items, users, cf.k, cf.category_top),
+        "item_knn": lambda: item_based_recs(train, cooc.drop("method"), cf.k),
+        "user_knn": lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), cf.k),
+    }
+    for name, build in models.items():
         with ctx.progress.step("recommend", f"gold.recs model={name}") as step:
-            out = recs.select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx", "rank",
+            out = build().select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx", "rank",
                               "item_idx", F.col("score").cast("float"))
             ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'")
             step.rows = ctx.lake.last_commit_metrics("gold", "recs")["numOutputRows"]
@@ -94,6 +135,8 @@ def _evaluate(ctx: Context, run_id: str) -> None:
     train = ctx.lake.read("gold", "interactions").cache()
     items = ctx.lake.read("gold", "item_features")
     n_items = items.count()
+    factors = (ctx.lake.read("gold", "als_item_factors").cache()
+               if ctx.lake.exists("gold", "als_item_factors") else None)
     rows = []
     for name in sorted(r[0] for r in recs_all.select("model").distinct().collect()):
         with ctx.progress.step("evaluate", f"model={name}") as step:
@@ -101,10 +144,13 @@ def _evaluate(ctx: Context, run_id: str) -> None:
             m = ranking_metrics(recs, truth, k)
             m.update(coverage=coverage(recs, n_items, k), novelty=novelty(recs, train, k),
                      diversity=diversity(recs, items, k))
+            if factors is not None:
+                m["diversity_embedding"] = embedding_diversity(recs, factors, k)
             rows += [(run_id, name, metric, k, float(v), "test", utc_now()) for metric, v in m.items()]
             step.rows = len(m)
             log.info("[evaluate] %s: %s", name, ", ".join(f"{a}@{k}={b:.4f}" for a, b in m.items()))
-    truth.unpersist()
-    train.unpersist()
+    for frame in (truth, train, factors):
+        if frame is not None:
+            frame.unpersist()
     schema = "run_id string, model string, metric string, k int, value double, split string, evaluated_at timestamp"
     ctx.lake.append(ctx.spark.createDataFrame(rows, schema), "gold", "metrics")

@@ -1,8 +1,9 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # recsys-spark: recommend
-# MAGIC Top-K lists for every user into gold.recs: ALS by the blocked top-K, and the popularity baselines;
-# MAGIC seen items excluded.
+# MAGIC Top-K lists for every user into gold.recs, seen items excluded: ALS by the blocked top-K,
+# MAGIC item_knn (co-occurrence neighbours, SAR-style), user_knn (nearest users' items), and the
+# MAGIC popularity baselines (global, recent, per category).
 # MAGIC
 # MAGIC Runs the same code as `spark-submit jobs/recommend.py`. Widgets: `dataset` and `overrides` (see _setup).
 

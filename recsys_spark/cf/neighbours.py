@@ -1,0 +1,77 @@
+"""Neighbours: similar items, similar users, and the recommendations they give.
+
+Cosine similarity from factors reuses the blocked top-K: unit-length factors scored block by
+block against the whole (broadcast) matrix, the row itself masked, so nothing is a cross join.
+Co-occurrence (SAR-style) joins each user's items with themselves; capping every user to the
+most recent `max_items_per_user` items bounds that block at max_items_per_user² pairs.
+"""
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys_spark.cf.topk import top_k_for_all_users
+from recsys_spark.config import NeighboursConf
+from recsys_spark.evaluation.ranking import exclude_seen
+from recsys_spark.vectors import unit_vectors
+
+NEIGHBOUR_COLUMNS = ["rank", "neighbour_idx", "score"]
+
+
+def factor_neighbours(factors: DataFrame, key: str, n: int, block_size: int = 2048) -> DataFrame:
+    """(key, rank, neighbour_idx, score): the n rows of an (id, features) matrix with the highest
+    cosine similarity to each row, the row itself left out."""
+    unit = unit_vectors(factors)
+    itself = unit.select(F.col("id").alias("user_idx"), F.col("id").alias("item_idx"))
+    top = top_k_for_all_users(unit, unit, n, itself, block_size)
+    return top.select(F.col("user_idx").alias(key), "rank", F.col("item_idx").alias("neighbour_idx"), "score")
+
+
+def _similarity(measure: str, both: Column, n_a: Column, n_b: Column) -> Column:
+    if measure == "jaccard":
+        return both / (n_a + n_b - both)
+    if measure == "lift":
+        return both / (n_a * n_b)
+    raise ValueError(f"unknown co-occurrence measure {measure!r}; use jaccard or lift")
+
+
+def cooccurrence_neighbours(interactions: DataFrame, conf: NeighboursConf) -> DataFrame:
+    """(item_idx, rank, neighbour_idx, score) from the users two items share ('bought together').
+    Pairs shared by fewer than `min_count` users are noise and dropped."""
+    recent = Window.partitionBy("user_idx").orderBy(F.desc("last_ts"), "item_idx")
+    basket = (interactions.withColumn("_r", F.row_number().over(recent))
+              .where(F.col("_r") <= conf.max_items_per_user).select("user_idx", "item_idx").cache())
+    users_per_item = basket.groupBy("item_idx").agg(F.count("*").alias("n"))
+    a, b = basket.alias("a"), basket.alias("b")
+    pairs = (a.join(b, "user_idx").where(F.col("a.item_idx") != F.col("b.item_idx"))
+             .groupBy(F.col("a.item_idx").alias("item_idx"), F.col("b.item_idx").alias("neighbour_idx"))
+             .agg(F.count("*").alias("both")).where(F.col("both") >= conf.min_count))
+    n_a = users_per_item.select("item_idx", F.col("n").alias("n_a"))
+    n_b = users_per_item.select(F.col("item_idx").alias("neighbour_idx"), F.col("n").alias("n_b"))
+    scored = pairs.join(n_a, "item_idx").join(n_b, "neighbour_idx").withColumn(
+        "score", _similarity(conf.measure, F.col("both"), F.col("n_a"), F.col("n_b")).cast("float"))
+    best = Window.partitionBy("item_idx").orderBy(F.desc("score"), "neighbour_idx")
+    top = scored.withColumn("rank", F.row_number().over(best)).where(F.col("rank") <= conf.n)
+    return top.select("item_idx", *NEIGHBOUR_COLUMNS)
+
+
+def _top_scored(scores: DataFrame, seen: DataFrame, k: int) -> DataFrame:
+    recs = exclude_seen(scores, seen.select("user_idx", "item_idx"))
+    return recs.where(F.col("rank") <= k).select("user_idx", "rank", "item_idx", "score")
+
+
+def item_based_recs(seen: DataFrame, item_neighbours: DataFrame, k: int, weight: str = "confidence") -> DataFrame:
+    """A user's unseen items scored by the similarity to what they had, weighted by their affinity
+    (SAR: affinity x item similarity)."""
+    scores = (seen.select("user_idx", "item_idx", weight).join(item_neighbours, "item_idx")
+              .groupBy("user_idx", F.col("neighbour_idx").alias("item_idx"))
+              .agg(F.sum(F.col(weight) * F.col("score")).cast("float").alias("score")))
+    return _top_scored(scores, seen, k)
+
+
+def user_based_recs(seen: DataFrame, user_neighbours: DataFrame, k: int) -> DataFrame:
+    """A user's unseen items scored by the summed similarity of the nearest users who had them."""
+    theirs = seen.select(F.col("user_idx").alias("neighbour_idx"), "item_idx")
+    scores = (user_neighbours.join(theirs, "neighbour_idx").groupBy("user_idx", "item_idx")
+              .agg(F.sum("score").cast("float").alias("score")))
+    return _top_scored(scores, seen, k)
