@@ -20,6 +20,7 @@ DEEP = [
     "cloudpickle", "psutil", "packaging",
 ]
 DEV = ["pytest>=8", "pytest-timeout", "ruff"]
+BENCH = ["implicit==0.7.2"]  # the als_vs_implicit benchmark: the CPU ALS we compare against
 
 setup(
     name="recsys-spark",
@@ -28,6 +29,6 @@ setup(
     packages=find_packages(include=["recsys_spark", "recsys_spark.*"]),
     python_requires=">=3.10,<3.12",
     install_requires=CORE,
-    extras_require={"deep": DEEP, "dev": DEV},
+    extras_require={"deep": DEEP, "dev": DEV, "bench": BENCH},
     entry_points={"console_scripts": ["recsys-spark=recsys_spark.cli:main"]},
 )

@@ -10,9 +10,9 @@ BENCHMARKS = {
     "pipeline": "recsys_spark.bench.pipeline",
     "b1": "recsys_spark.bench.b1",
     "topk": "recsys_spark.bench.topk",
+    "b3": "recsys_spark.bench.b3",
+    "als_vs_implicit": "recsys_spark.bench.als_vs_implicit",
 }
-
-
 
 def main(argv: list[str]) -> int:
     names = list(BENCHMARKS) if not argv or argv[0] == "all" else argv

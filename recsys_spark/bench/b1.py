@@ -10,6 +10,7 @@ import tempfile
 import time
 from dataclasses import asdict, replace
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark.bench.data import load_events
@@ -18,6 +19,7 @@ from recsys_spark.cf.als import fit_als, recommend, tune_als
 from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.evaluation.ranking import coverage, novelty, ranking_metrics
 from recsys_spark.features.split import stratified_split
+from recsys_spark.pipeline.context import Context
 
 K = 10
 SEED = 42
@@ -41,16 +43,20 @@ def _rows(model: str, m: dict, seconds: float | None = None) -> list[dict]:
     return out
 
 
+def load_split(root: str) -> tuple[Context, DataFrame, DataFrame, int]:
+    """(context, train, test, #items) of MovieLens-100k under B1; every rating has confidence 1."""
+    ctx, events = load_events("movielens100k", root)
+    ratings = events.select("user_idx", "item_idx", "rating").withColumn("confidence", F.lit(1.0)).cache()
+    train, test = stratified_split(ratings, "item_idx", 0.75, SEED)
+    return ctx, train.cache(), test.cache(), ratings.select("item_idx").distinct().count()
+
+
 def run() -> None:
     rows, timings = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-b1-") as root:
         start = time.perf_counter()
-        ctx, events = load_events("movielens100k", root)
-        ratings = events.select("user_idx", "item_idx", "rating").withColumn("confidence", F.lit(1.0)).cache()
-        train, test = stratified_split(ratings, "item_idx", 0.75, SEED)
-        train, test = train.cache(), test.cache()
+        ctx, train, test, n_items = load_split(root)
         fit_part, validation = stratified_split(train, "item_idx", 0.75, SEED + 1)
-        n_items = ratings.select("item_idx").distinct().count()
         timings["load_and_split"] = round(time.perf_counter() - start, 1)
         seen = train.select("user_idx", "item_idx")
         users = test.select("user_idx").distinct()

@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from pyspark.sql import functions as F
 
+from recsys_spark.bench.data import power_law_interactions
 from recsys_spark.bench.report import row, write_report
 from recsys_spark.cf.als import fit_als, recommend
 from recsys_spark.config import load_config
@@ -23,11 +24,7 @@ N_USERS, N_ITEMS, N_PAIRS, K = 100_000, 20_000, 2_000_000, 10
 def run() -> None:
     cfg = load_config(None)
     spark = get_spark(cfg)
-    pairs = spark.range(N_PAIRS).select(
-        (F.xxhash64("id", F.lit(1)) % N_USERS).cast("int").alias("user_idx"),
-        F.least((F.pow(F.rand(7), 3) * N_ITEMS).cast("int"), F.lit(N_ITEMS - 1)).alias("item_idx"),
-    ).withColumn("user_idx", F.abs("user_idx")).groupBy("user_idx", "item_idx").agg(
-        F.count("*").cast("float").alias("confidence")).cache()
+    pairs = power_law_interactions(spark, N_USERS, N_ITEMS, N_PAIRS)
     n = pairs.count()
     t = time.perf_counter()
     model = fit_als(pairs, replace(cfg.cf.als, rank=32, max_iter=3))

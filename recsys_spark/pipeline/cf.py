@@ -18,7 +18,7 @@ from recsys_spark.cf.als import fit_als, tune_als
 from recsys_spark.cf.als import recommend as als_recommend
 from recsys_spark.cf.neighbours import cooccurrence_neighbours, factor_neighbours, item_based_recs, user_based_recs
 from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
-from recsys_spark.config import NeighboursConf
+from recsys_spark.config import ALSConf, NeighboursConf
 from recsys_spark.evaluation.ranking import coverage, diversity, embedding_diversity, novelty, ranking_metrics
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once, utc_now
@@ -42,10 +42,14 @@ def model_path(ctx: Context, name: str) -> str:
 def train_als(ctx: Context) -> None:
     settings = {k: v for k, v in ctx.cfg.to_dict()["cf"].items() if k in ("als", "tune", "tuning", "k")}
     run_once(ctx, "train_als", [("gold", "interactions"), ("gold", "splits")], settings,
-             lambda run_id: _train_als(ctx))
+             lambda run_id: _train_als(ctx, run_id))
 
 
-def _train_als(ctx: Context) -> None:
+def als_label(p: ALSConf) -> str:
+    return f"als[rank={p.rank},reg_param={p.reg_param:g},alpha={p.alpha:g},max_iter={p.max_iter}]"
+
+
+def _train_als(ctx: Context, run_id: str) -> None:
     cf = ctx.cfg.cf
     train = ctx.lake.read("gold", "interactions")
     params = cf.als
@@ -53,7 +57,8 @@ def _train_als(ctx: Context) -> None:
         with ctx.progress.step("train_als", "tune on validation") as step:
             params, tried = tune_als(train, held_out(ctx, "validation"), cf.als, cf.tuning, cf.k)
             step.rows = len(tried)
-        log.info("[train_als] best %s", params)
+        log.info("[train_als] best %s", als_label(params))
+        append_metrics(ctx, [(run_id, als_label(p), "ndcg", cf.k, ndcg, "validation", utc_now()) for p, ndcg in tried])
     with ctx.progress.step("train_als", "fit") as step:
         model = fit_als(train, params)
         step.rows = train.count()
@@ -152,5 +157,9 @@ def _evaluate(ctx: Context, run_id: str) -> None:
     for frame in (truth, train, factors):
         if frame is not None:
             frame.unpersist()
+    append_metrics(ctx, rows)
+
+
+def append_metrics(ctx: Context, rows: list[tuple]) -> None:
     schema = "run_id string, model string, metric string, k int, value double, split string, evaluated_at timestamp"
     ctx.lake.append(ctx.spark.createDataFrame(rows, schema), "gold", "metrics")

@@ -1,0 +1,105 @@
+"""Deep models through the real stack: Spark-written Parquet, Petastorm shards, 2-process Horovod
+(gloo) and TorchDistributor (DDP) training, resume from a checkpoint.
+
+The tiny data has a planted order: within its group, every user walks the items in sequence
+(i is followed by i + 1), and odd users like the first half of the catalog, even users the second.
+"""
+from pathlib import Path
+
+import pytest
+from pyspark.sql import functions as F
+
+from recsys_spark.deep.data import held_out_examples, history, materialise, next_item_examples, with_negatives
+from recsys_spark.deep.launch import launch
+from recsys_spark.deep.loader import ShortEpochError, epoch_batches, shard_rows
+from recsys_spark.deep.train import TrainSpec
+
+N_USERS, N_ITEMS, HALF = 60, 30, 15
+
+
+def walk(user: int, length: int) -> list[int]:
+    base = 0 if user % 2 else HALF
+    return [base + (user + step) % HALF + 1 for step in range(length)]
+
+
+@pytest.fixture(scope="module")
+def data(spark, tmp_path_factory):
+    root = tmp_path_factory.mktemp("deep")
+    rows = [(u, walk(u, 12)) for u in range(1, N_USERS + 1)]
+    full = spark.createDataFrame(rows, "user_idx int, items array<int>")
+    train_hist = full.select("user_idx", F.slice("items", 1, 11).alias("items"))
+    target = full.select("user_idx", F.element_at("items", 12).alias("item_idx"))
+    seqs = materialise(next_item_examples(train_hist, 8), str(root / "seq"), 4)
+    pairs = train_hist.select("user_idx", F.explode("items").alias("item_idx"))
+    items = pairs.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n_users"))
+    labelled = materialise(with_negatives(pairs, items, 2, "uniform", 7), str(root / "pairs"), 4)
+    seen = pairs.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+    val = held_out_examples(history(train_hist), target, 8).join(seen, "user_idx")
+    val.write.parquet(str(root / "val"))
+    side = {"item_category": [0] + [1] * HALF + [2] * HALF, "item_price_level": [0] + [i % 3 for i in range(N_ITEMS)],
+            "user_category": [0] + [1 if u % 2 else 2 for u in range(1, N_USERS + 1)]}
+    return {"root": root, "seq_rows": seqs, "pair_rows": labelled, "side": side, "pairs": pairs}
+
+
+def spec(data, model: str, ckpt: Path, **kw) -> TrainSpec:
+    sequence = model in ("gru4rec", "sasrec")
+    return TrainSpec(model=model, n_users=N_USERS, n_items=N_ITEMS,
+                     train_path=str(data["root"] / ("seq" if sequence else "pairs")),
+                     fields=["inputs", "targets"] if sequence else ["user_idx", "item_idx", "label"],
+                     validation_path=str(data["root"] / "val"), checkpoint_dir=str(ckpt), side=data["side"],
+                     max_len=8, dim=16, epochs=kw.pop("epochs", 4), batch_size=16, lr=0.01, patience=10, **kw)
+
+
+def test_training_data_shapes(data, spark):
+    seq = spark.read.parquet(str(data["root"] / "seq")).orderBy("user_idx").first()
+    assert seq["inputs"] == walk(1, 11)[2:10] and seq["targets"] == walk(1, 11)[3:]  # the last 9 of 11 items
+    pairs = spark.read.parquet(str(data["root"] / "pairs"))
+    assert pairs.where("label = 1").count() == N_USERS * 11
+    assert 0 < pairs.where("label = 0").count() <= 2 * N_USERS * 11
+    negatives_seen = pairs.where("label = 0").join(data["pairs"], ["user_idx", "item_idx"]).count()
+    assert negatives_seen == 0
+
+
+def test_each_rank_reads_its_own_shard_and_all_rows_are_read(data):
+    path = str(data["root"] / "seq")
+    shards = shard_rows(path, 2)
+    assert sum(shards) == data["seq_rows"] and min(shards) > 0
+    users = []
+    for rank in range(2):
+        batches = list(epoch_batches(path, ["user_idx", "inputs"], 7, rank, 2, seed=1))
+        assert sum(len(b["user_idx"]) for b in batches) == shards[rank]
+        assert all(b["inputs"].shape[1] == 8 for b in batches)
+        users += [int(u) for b in batches for u in b["user_idx"]]
+    assert sorted(users) == list(range(1, N_USERS + 1))
+    with pytest.raises(ShortEpochError, match="4 row groups cannot feed 5 ranks"):
+        shard_rows(path, 5)
+
+
+@pytest.mark.parametrize("model", ["two_tower", "ncf", "gru4rec", "sasrec"])
+def test_two_process_horovod_training(data, tmp_path, model):
+    results = launch(spec(data, model, tmp_path), "horovod_spark", 2)
+    assert [r["rank"] for r in results] == [0, 1] and all(r["size"] == 2 for r in results)
+    assert results[0]["digest"] == pytest.approx(results[1]["digest"], rel=1e-6)
+    history = results[0]["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert Path(tmp_path, "best_model.pt").exists()
+
+
+def test_sequence_models_learn_the_planted_order(data, tmp_path):
+    results = launch(spec(data, "sasrec", tmp_path, epochs=15), "horovod_spark", 2)
+    assert results[0]["best_val_ndcg"] > 0.8  # the next item is determined by the last one
+
+
+def test_torch_distributor_ddp(data, tmp_path):
+    results = launch(spec(data, "gru4rec", tmp_path, epochs=3), "torch_distributor", 2)
+    assert results[0]["digest"] == pytest.approx(results[1]["digest"], rel=1e-6)
+    assert results[0]["history"][-1]["loss"] < results[0]["history"][0]["loss"]
+
+
+def test_resumed_run_ends_like_an_uninterrupted_one(data, tmp_path):
+    straight = launch(spec(data, "gru4rec", tmp_path / "a", epochs=3), "horovodrun", 2)
+    launch(spec(data, "gru4rec", tmp_path / "b", epochs=1), "horovodrun", 2)
+    resumed = launch(spec(data, "gru4rec", tmp_path / "b", epochs=3), "horovodrun", 2)
+    assert [h["epoch"] for h in resumed[0]["history"]] == [1, 2, 3]
+    assert resumed[0]["digest"] == pytest.approx(straight[0]["digest"], rel=1e-4)
+    assert resumed[0]["history"][-1]["loss"] == pytest.approx(straight[0]["history"][-1]["loss"], rel=1e-3)
