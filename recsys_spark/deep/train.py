@@ -75,12 +75,14 @@ class Horovod:
         hvd.init()
         self.hvd, self.rank, self.size, self.local_rank = hvd, hvd.rank(), hvd.size(), hvd.local_rank()
 
-    def prepare(self, objective: Objective, optimizer: torch.optim.Optimizer):
-        hvd = self.hvd
-        optimizer = hvd.DistributedOptimizer(optimizer, named_parameters=objective.named_parameters())
-        hvd.broadcast_parameters(objective.state_dict(), root_rank=0)
-        hvd.broadcast_optimizer_state(optimizer, root_rank=0)
-        return objective, optimizer
+    def wrap(self, objective: Objective, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        """A new optimizer over the same parameters (its state starts empty: load state after this)."""
+        return self.hvd.DistributedOptimizer(optimizer, named_parameters=objective.named_parameters())
+
+    def sync(self, objective: Objective, optimizer: torch.optim.Optimizer) -> nn.Module:
+        self.hvd.broadcast_parameters(objective.state_dict(), root_rank=0)
+        self.hvd.broadcast_optimizer_state(optimizer, root_rank=0)
+        return objective
 
     def average(self, values: torch.Tensor) -> torch.Tensor:
         return self.hvd.allreduce(values, op=self.hvd.Average)
@@ -103,11 +105,14 @@ class TorchDDP:
         self.dist, self.rank, self.size = dist, dist.get_rank(), dist.get_world_size()
         self.local_rank = int(os.environ.get("LOCAL_RANK", 0))
 
-    def prepare(self, objective: Objective, optimizer: torch.optim.Optimizer):
+    def wrap(self, objective: Objective, optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+        return optimizer
+
+    def sync(self, objective: Objective, optimizer: torch.optim.Optimizer) -> nn.Module:
+        """DDP broadcasts rank 0's parameters when it wraps the module."""
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [self.local_rank] if torch.cuda.is_available() else None
-        return DistributedDataParallel(objective, device_ids=ids), optimizer
+        return DistributedDataParallel(objective, device_ids=[self.local_rank] if torch.cuda.is_available() else None)
 
     def average(self, values: torch.Tensor) -> torch.Tensor:
         return self.sum(values) / self.size
@@ -189,7 +194,8 @@ def train(spec: TrainSpec) -> dict:
     torch.manual_seed(spec.seed)
     model = spec.build().to(device)
     # the learning rate grows with the world size: the effective batch is size x batch_size
-    optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr * dist.size)
+    objective = Objective(model)
+    optimizer = dist.wrap(objective, torch.optim.Adam(model.parameters(), lr=spec.lr * dist.size))
     state = {"epoch": 0, "best": -1.0, "best_model": None, "bad_epochs": 0, "history": []}
     ckpt = _checkpoint(spec)
     if ckpt.exists():
@@ -199,7 +205,7 @@ def train(spec: TrainSpec) -> dict:
         state = saved
         if dist.rank == 0:
             log.info("[train_deep] %s: resuming after epoch %d from %s", spec.model, state["epoch"], ckpt)
-    objective, optimizer = dist.prepare(Objective(model), optimizer)
+    objective = dist.sync(objective, optimizer)
     shards = shard_rows(spec.train_path, dist.size)
     steps = min(shards) // spec.batch_size
     if steps == 0:
