@@ -24,14 +24,15 @@ sys.path.insert(0, REPO)
 from recsys_spark.cli import main
 
 
-def run_stage_from_widgets(stage: str) -> None:
-    """Run a stage (or `pipeline`) with the databricks overlay and the widgets' dataset and overrides."""
+def run_stage_from_widgets(stage: str, *extra: str) -> None:
+    """Run a stage (or `pipeline`) with the databricks overlay, the widgets' dataset and overrides,
+    and `extra` key=value overrides."""
     args = ["pipeline"] if stage == "pipeline" else ["run", stage]
     args += ["--conf", os.path.join(REPO, "conf", "databricks.yaml")]
     dataset = dbutils.widgets.get("dataset")
     if dataset:
         args += ["--dataset", dataset]
-    for item in dbutils.widgets.get("overrides").split():
+    for item in [*extra, *dbutils.widgets.get("overrides").split()]:
         args += ["--set", item]
     if main(args) != 0:
         raise RuntimeError(f"recsys-spark {' '.join(args)} failed")

@@ -179,6 +179,28 @@ class CFConf:
 
 
 @dataclass
+class DeepConf:
+    model: str = "sasrec"
+    launcher: str = "horovod_spark"
+    num_proc: int = 2
+    use_gpu: bool = False
+    epochs: int = 20
+    batch_size: int = 256
+    lr: float = 0.001
+    dim: int = 64
+    max_len: int = 50
+    loss: str = "ce"
+    negatives: int = 4
+    negative_sampling: str = "uniform"
+    patience: int = 3
+    workers: int = 1
+    mixed_precision: bool = False
+    files_per_proc: int = 4
+    cache_dir: str = ""
+    seed: int = 42
+
+
+@dataclass
 class Config:
     app_name: str = "recsys-spark"
     runtime: str = "local"
@@ -189,6 +211,7 @@ class Config:
     quality: QualityConf = field(default_factory=QualityConf)
     features: FeaturesConf = field(default_factory=FeaturesConf)
     cf: CFConf = field(default_factory=CFConf)
+    deep: DeepConf = field(default_factory=DeepConf)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -199,6 +222,10 @@ CHOICES = {
     "source.kind": {"synthetic", "files"},
     "features.split.kind": {"temporal", "leave_last_out"},
     "cf.neighbours.measure": {"jaccard", "lift"},
+    "deep.model": {"two_tower", "ncf", "gru4rec", "sasrec"},
+    "deep.launcher": {"horovod_spark", "horovodrun", "databricks", "torch_distributor"},
+    "deep.loss": {"ce", "bce"},
+    "deep.negative_sampling": {"uniform", "popularity"},
 }
 FILE_FORMATS = {"csv", "json", "parquet"}
 
@@ -298,7 +325,10 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
     for key, value in (("cf.k", cfg.cf.k), ("cf.als.rank", cfg.cf.als.rank), ("cf.als.max_iter", cfg.cf.als.max_iter),
                        ("cf.neighbours.n", cfg.cf.neighbours.n), ("cf.category_top", cfg.cf.category_top),
-                       ("cf.neighbours.max_items_per_user", cfg.cf.neighbours.max_items_per_user)):
+                       ("cf.neighbours.max_items_per_user", cfg.cf.neighbours.max_items_per_user),
+                       ("deep.num_proc", cfg.deep.num_proc), ("deep.epochs", cfg.deep.epochs),
+                       ("deep.batch_size", cfg.deep.batch_size), ("deep.max_len", cfg.deep.max_len),
+                       ("deep.files_per_proc", cfg.deep.files_per_proc)):
         if value < 1:
             raise ConfigError(f"config key '{key}' must be positive")
     if cfg.features.sequence_length < 2:

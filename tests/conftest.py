@@ -15,6 +15,9 @@ TINY = [
     "spark.shuffle_partitions=2",
     "spark.master=local[2]",
     "spark.driver_memory=3g",
+    "deep.epochs=3",
+    "deep.dim=16",
+    "deep.batch_size=64",
 ]
 
 

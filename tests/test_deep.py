@@ -4,9 +4,11 @@
 The tiny data has a planted order: within its group, every user walks the items in sequence
 (i is followed by i + 1), and odd users like the first half of the catalog, even users the second.
 """
+import json
 from pathlib import Path
 
 import pytest
+import torch
 from pyspark.sql import functions as F
 
 from recsys_spark.deep.data import held_out_examples, history, materialise, next_item_examples, with_negatives
@@ -103,3 +105,22 @@ def test_resumed_run_ends_like_an_uninterrupted_one(data, tmp_path):
     assert [h["epoch"] for h in resumed[0]["history"]] == [1, 2, 3]
     assert resumed[0]["digest"] == pytest.approx(straight[0]["digest"], rel=1e-4)
     assert resumed[0]["history"][-1]["loss"] == pytest.approx(straight[0]["history"][-1]["loss"], rel=1e-3)
+
+
+def test_train_deep_stage_scores_into_gold_and_exports(shop):
+    """The pipeline's train_deep stage (SASRec under horovod.spark.run) on the tiny shop."""
+    lake = shop.lake
+    recs = lake.read("gold", "recs").where("model = 'sasrec'")
+    seen = lake.read("gold", "interactions").select("user_idx", "item_idx")
+    assert recs.count() > 0 and recs.join(seen, ["user_idx", "item_idx"]).count() == 0
+    assert recs.groupBy("user_idx").count().agg(F.max("count")).first()[0] == shop.cfg.cf.k
+    metrics = {r["metric"]: r["value"] for r in lake.read("gold", "metrics").where("model = 'sasrec'").collect()}
+    assert metrics["ndcg"] > 0
+    n_items = lake.count("gold", "id_map_items")
+    assert lake.read("gold", "deep_item_embeddings").where("model = 'sasrec'").count() == n_items
+    exported = Path(shop.cfg.lakehouse.root, "_models", "sasrec")
+    meta = json.loads((exported / "serving.json").read_text())
+    scorer = torch.jit.load(str(exported / "model.pt"))
+    history = torch.zeros(3, meta["sequence_length"], dtype=torch.long)
+    history[:, -1] = torch.tensor([1, 2, 3])
+    assert scorer(history).shape == (3, n_items + 1)

@@ -12,6 +12,9 @@ BENCHMARKS = {
     "topk": "recsys_spark.bench.topk",
     "b3": "recsys_spark.bench.b3",
     "als_vs_implicit": "recsys_spark.bench.als_vs_implicit",
+    "b2": "recsys_spark.bench.b2",
+    "petastorm": "recsys_spark.bench.petastorm",
+    "scaling": "recsys_spark.bench.scaling",
 }
 
 def main(argv: list[str]) -> int:

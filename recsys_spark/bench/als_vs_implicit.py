@@ -22,9 +22,8 @@ from recsys_spark.bench.b1 import K, load_split
 from recsys_spark.bench.data import power_law_interactions
 from recsys_spark.bench.report import row, write_report
 from recsys_spark.cf.als import fit_als, recommend
-from recsys_spark.config import ALSConf, load_config
+from recsys_spark.config import ALSConf
 from recsys_spark.evaluation.ranking import ranking_metrics
-from recsys_spark.spark import get_spark
 
 # B1's validation picked rank 32, reg 0.2, alpha 1 for Spark (reports/b1.json)
 PARAMS = ALSConf(rank=32, reg_param=0.2, alpha=1.0, max_iter=15, implicit=True, seed=42)
@@ -43,10 +42,10 @@ def fit_implicit(pairs: pd.DataFrame, p: ALSConf):
     from threadpoolctl import threadpool_limits
 
     matrix = _csr(pairs, int(pairs["user_idx"].max()) + 1, int(pairs["item_idx"].max()) + 1)
-    model = AlternatingLeastSquares(factors=p.rank, regularization=p.reg_param, alpha=p.alpha,
-                                    iterations=p.max_iter, random_state=p.seed,
-                                    num_threads=len(os.sched_getaffinity(0)))
     with threadpool_limits(1, "blas"):  # implicit's own threads; BLAS threads inside them oversubscribe
+        model = AlternatingLeastSquares(factors=p.rank, regularization=p.reg_param, alpha=p.alpha,
+                                        iterations=p.max_iter, random_state=p.seed,
+                                        num_threads=len(os.sched_getaffinity(0)))
         start = time.perf_counter()
         model.fit(matrix, show_progress=False)
         seconds = time.perf_counter() - start
@@ -81,7 +80,6 @@ def run() -> None:
         theirs = ranking_metrics(spark.createDataFrame(implicit_top_k(imp, matrix, users, K)), test, K)
         _add(rows, timings, "movielens100k", spark_s, imp_s, ours, theirs)
 
-    spark = get_spark(load_config(None))
     big = power_law_interactions(spark, 100_000, 20_000, 2_000_000)
     n_pairs = big.count()
     p = replace(PARAMS, max_iter=10)

@@ -11,7 +11,10 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-PAIR_COLUMNS = ["user_idx", "item_idx", "label"]
+
+def local_path(path: str) -> str:
+    """The path Python (torch, Petastorm) opens for a path Spark writes: DBFS through its /dbfs mount."""
+    return "/dbfs/" + path[len("dbfs:/"):].lstrip("/") if path.startswith("dbfs:/") else path
 
 
 def with_negatives(positives: DataFrame, items: DataFrame, n_neg: int, kind: str, seed: int) -> DataFrame:
@@ -62,15 +65,21 @@ def next_item_examples(histories: DataFrame, length: int) -> DataFrame:
             .where(F.col("targets")[length - 1] > 0))
 
 
-def held_out_examples(histories: DataFrame, targets: DataFrame, length: int) -> DataFrame:
-    """(user_idx, inputs, target): the last `length` items of each history, left-padded, and the
-    held-out item that followed. targets: (user_idx, item_idx)."""
+def last_items(histories: DataFrame, length: int) -> DataFrame:
+    """(user_idx, inputs): the last `length` items of each history, left-padded with 0: a
+    sequence model's input when it predicts what comes next."""
     items = F.col("items")
     n = F.size(items)
     last = F.slice(items, F.greatest(n - length + 1, F.lit(1)), F.least(n, F.lit(length)))
     padded = F.concat(F.array_repeat(F.lit(0), length - F.size(last)), last)
-    return (histories.join(targets.select("user_idx", F.col("item_idx").alias("target")), "user_idx")
-            .select(F.col("user_idx").cast("int"), padded.alias("inputs"), F.col("target").cast("int")))
+    return histories.select(F.col("user_idx").cast("int"), padded.alias("inputs"))
+
+
+def held_out_examples(histories: DataFrame, targets: DataFrame, length: int) -> DataFrame:
+    """(user_idx, inputs, target): the model's input and the held-out item that followed.
+    targets: (user_idx, item_idx)."""
+    return last_items(histories, length).join(
+        targets.select("user_idx", F.col("item_idx").cast("int").alias("target")), "user_idx")
 
 
 def materialise(df: DataFrame, path: str, files: int) -> int:

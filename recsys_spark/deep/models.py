@@ -103,9 +103,9 @@ class NeuMF(PairModel):
         return self.out(torch.cat([gmf, mlp], -1)).squeeze(-1)
 
     def score_all(self, users: torch.Tensor) -> torch.Tensor:
-        n = self.n_items + 1
-        items = torch.arange(n, device=users.device).repeat(len(users))
-        return self(users.repeat_interleave(n), items).view(len(users), n)
+        n, b = self.n_items + 1, users.shape[0]  # shape, not len(): TorchScript tracing keeps it dynamic
+        items = torch.arange(n, device=users.device).repeat(b)
+        return self(users.repeat_interleave(n), items).view(b, n)
 
 
 class SequenceModel(nn.Module):

@@ -189,7 +189,7 @@ def train(spec: TrainSpec) -> dict:
     if cuda:
         torch.cuda.set_device(dist.local_rank)
     else:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // dist.size))
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // dist.size))
     device = torch.device("cuda", dist.local_rank) if cuda else torch.device("cpu")
     torch.manual_seed(spec.seed)
     model = spec.build().to(device)

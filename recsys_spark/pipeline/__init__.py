@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
-from recsys_spark.pipeline import cf, features, ingest, quality
+from recsys_spark.pipeline import cf, deep, features, ingest, quality
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -20,6 +20,7 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "train_als": cf.train_als,
     "neighbours": cf.neighbours,
     "recommend": cf.recommend,
+    "train_deep": deep.run,
     "evaluate": cf.evaluate,
 }
 DATA_STAGES = ("ingest", "quality", "features")
@@ -29,7 +30,7 @@ TABLES = {
     "quarantine": ["events", "items", "users"],
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
              "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
-             "metrics", "runs"],
+             "deep_item_embeddings", "metrics", "runs"],
 }
 
 

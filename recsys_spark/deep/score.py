@@ -1,0 +1,92 @@
+"""Scoring a trained deep model back into Spark: top-K for all users (distributed, the model's
+weights broadcast), item embeddings, and a TorchScript export with what serving needs."""
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark.cf.topk import SCHEMA
+from recsys_spark.deep.train import TrainSpec
+
+
+def load_best(spec: TrainSpec) -> torch.nn.Module:
+    model = spec.build()
+    model.load_state_dict(torch.load(Path(spec.checkpoint_dir) / "best_model.pt", map_location="cpu"))
+    return model.eval()
+
+
+def top_k(spec: TrainSpec, examples: DataFrame, k: int, block_size: int = 512) -> DataFrame:
+    """examples: (user_idx, inputs for sequence models, seen items) -> (user_idx, rank, item_idx, score),
+    seen items and padding never recommended."""
+    buffer = io.BytesIO()
+    torch.save(load_best(spec).state_dict(), buffer)
+    shared = examples.sparkSession.sparkContext.broadcast((spec, buffer.getvalue()))
+
+    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        torch.set_num_threads(1)
+        spec, weights = shared.value
+        model = spec.build()
+        model.load_state_dict(torch.load(io.BytesIO(weights)))
+        model.eval()
+        for pdf in batches:
+            for start in range(0, len(pdf), block_size):
+                block = pdf.iloc[start:start + block_size]
+                with torch.no_grad():
+                    if model.kind == "sequence":
+                        scores = model.score_all(torch.tensor(np.stack(block["inputs"].to_numpy()), dtype=torch.long))
+                    else:
+                        scores = model.score_all(torch.tensor(block["user_idx"].to_numpy(), dtype=torch.long))
+                scores[:, 0] = float("-inf")
+                for row, seen in enumerate(block["seen"]):
+                    if seen is not None and len(seen):
+                        scores[row, torch.from_numpy(np.asarray(seen, dtype=np.int64))] = float("-inf")
+                best = torch.topk(scores, min(k, scores.shape[1] - 1), dim=1)
+                n = best.indices.shape[1]
+                yield pd.DataFrame({"user_idx": np.repeat(block["user_idx"].to_numpy(dtype=np.int32), n),
+                                    "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(block)),
+                                    "item_idx": best.indices.numpy().ravel().astype(np.int32),
+                                    "score": best.values.numpy().ravel().astype(np.float32)})
+
+    columns = ["user_idx", "seen"] + (["inputs"] if "inputs" in examples.columns else [])
+    return examples.select(*columns).mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))
+
+
+def item_embeddings(model: torch.nn.Module) -> np.ndarray:
+    """One vector per item id (row 0 is padding): what retrieval indexes."""
+    with torch.no_grad():
+        if hasattr(model, "item_vectors"):
+            return model.item_vectors().numpy()
+        if hasattr(model, "gmf_item"):
+            return model.gmf_item.weight.numpy()
+        return model.item.weight.numpy()
+
+
+def export(spec: TrainSpec, model: torch.nn.Module, directory: str, id_maps: dict[str, str]) -> Path:
+    """model.pt (TorchScript of score_all) and serving.json (what its input means) in `directory`."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    example = (torch.ones(2, spec.max_len, dtype=torch.long) if model.kind == "sequence"
+               else torch.ones(2, dtype=torch.long))
+
+    class Scorer(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.inner.score_all(x)
+
+    torch.jit.trace(Scorer(model), example).save(str(out / "model.pt"))
+    meta = {"model": spec.model, "input": "item ids, left-padded with 0" if model.kind == "sequence" else "user ids",
+            "sequence_length": spec.max_len, "n_items": spec.n_items, "n_users": spec.n_users,
+            "output": "a score per item id (column 0 is padding)", "id_maps": id_maps}
+    (out / "serving.json").write_text(json.dumps(meta, indent=2))
+    return out

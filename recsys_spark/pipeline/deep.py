@@ -1,0 +1,132 @@
+"""train_deep: gold tables -> Petastorm-ready Parquet -> distributed PyTorch -> gold.recs.
+
+The data is prepared in Spark and materialised once per (inputs, settings); training runs under
+the configured launcher; the best epoch (validation NDCG@k) is scored for every user into
+gold.recs as model `deep.model`, its item embeddings go to gold.deep_item_embeddings, and the
+model is exported for serving. A killed run restarts from its last epoch's checkpoint.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from recsys_spark.deep.data import (
+    held_out_examples,
+    history,
+    last_items,
+    local_path,
+    materialise,
+    next_item_examples,
+    with_negatives,
+)
+from recsys_spark.deep.launch import launch
+from recsys_spark.deep.score import export, item_embeddings, load_best, top_k
+from recsys_spark.deep.train import TrainSpec
+from recsys_spark.pipeline.cf import model_path
+from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.runs import input_versions, run_once, signature
+
+log = logging.getLogger("recsys_spark")
+STAGE = "train_deep"
+INPUTS = [("gold", t) for t in ("interactions", "sequences", "splits", "item_features", "user_features")]
+SEQUENCE_MODELS = ("gru4rec", "sasrec")
+
+
+def first_held_out(splits: DataFrame, seen: DataFrame, split: str, event_types: list[str]) -> DataFrame:
+    """(user_idx, item_idx): each user's first relevant item of `split` not had in training: one
+    target per user, as next-item evaluation wants."""
+    rows = splits.where((F.col("split") == split) & F.col("event_type").isin(*event_types))
+    rows = rows.join(seen, ["user_idx", "item_idx"], "left_anti")
+    w = Window.partitionBy("user_idx").orderBy("ts", "item_idx")
+    return rows.withColumn("_r", F.row_number().over(w)).where("_r = 1").select("user_idx", "item_idx")
+
+
+def side_features(items: DataFrame, users: DataFrame, n_items: int, n_users: int) -> dict[str, list[int]]:
+    """Lookups by id (0 = unknown/padding): item category and price level, user's top category."""
+    cats = sorted(r[0] for r in items.select("category").distinct().collect() if r[0] is not None)
+    code = {c: i + 1 for i, c in enumerate(cats)}
+    item_category, item_price = [0] * (n_items + 1), [0] * (n_items + 1)
+    for r in items.select("item_idx", "category", "price_level").collect():
+        item_category[r[0]] = code.get(r[1], 0)
+        item_price[r[0]] = 0 if r[2] is None else int(r[2]) + 1
+    user_category = [0] * (n_users + 1)
+    top = users.select("user_idx", F.col("category_shares")[0]["category"].alias("c")).collect()
+    for r in top:
+        user_category[r[0]] = code.get(r[1], 0)
+    return {"item_category": item_category, "item_price_level": item_price, "user_category": user_category}
+
+
+def recs_name(model: str, loss: str) -> str:
+    """The model's name in gold.recs: sequence models trained with sampled negatives say so."""
+    return f"{model}_bce" if model in SEQUENCE_MODELS and loss == "bce" else model
+
+
+def run(ctx: Context) -> None:
+    settings = ctx.cfg.to_dict()["deep"]
+    run_once(ctx, STAGE, INPUTS, settings, lambda run_id: _run(ctx, run_id, signature(
+        input_versions(ctx, INPUTS), settings)))
+
+
+def _run(ctx: Context, run_id: str, key: str) -> None:
+    conf, lake, k = ctx.cfg.deep, ctx.lake, ctx.cfg.cf.k
+    sequence = conf.model in SEQUENCE_MODELS
+    name = recs_name(conf.model, conf.loss)
+    train = lake.read("gold", "interactions")
+    seen = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+    n_users = lake.read("gold", "id_map_users").agg(F.max("user_idx")).first()[0]
+    n_items = lake.read("gold", "id_map_items").agg(F.max("item_idx")).first()[0]
+    histories = history(lake.read("gold", "sequences"))
+    cache = (conf.cache_dir or f"{ctx.cfg.lakehouse.root}/_petastorm").rstrip("/") + f"/{key}"
+    files = conf.num_proc * conf.files_per_proc
+
+    with ctx.progress.step(STAGE, f"training data ({'sequences' if sequence else 'pairs with negatives'})") as step:
+        if sequence:
+            data, fields = next_item_examples(histories, conf.max_len), ["inputs", "targets"]
+        else:
+            data = with_negatives(train, lake.read("gold", "item_features").select("item_idx", "n_users"),
+                                  conf.negatives, conf.negative_sampling, conf.seed)
+            fields = ["user_idx", "item_idx", "label"]
+        step.rows = materialise(data, f"{cache}/train", files)
+    with ctx.progress.step(STAGE, "validation targets") as step:
+        targets = first_held_out(lake.read("gold", "splits"), train.select("user_idx", "item_idx"), "validation",
+                                 ctx.cfg.cf.relevant_event_types)
+        validation = held_out_examples(histories, targets, conf.max_len).join(seen, "user_idx")
+        validation.write.mode("overwrite").parquet(f"{cache}/validation")
+        step.rows = validation.count()
+
+    checkpoints = local_path(f"{ctx.cfg.lakehouse.checkpoint_dir.rstrip('/')}/deep/{name}-{key}")
+    spec = TrainSpec(model=conf.model, n_users=n_users, n_items=n_items, train_path=local_path(f"{cache}/train"),
+                     fields=fields, validation_path=local_path(f"{cache}/validation"), checkpoint_dir=checkpoints,
+                     side=side_features(lake.read("gold", "item_features"), lake.read("gold", "user_features"),
+                                        n_items, n_users),
+                     max_len=conf.max_len, dim=conf.dim, loss=conf.loss, epochs=conf.epochs,
+                     batch_size=conf.batch_size, lr=conf.lr, patience=conf.patience, seed=conf.seed, k=k,
+                     workers=conf.workers, mixed_precision=conf.mixed_precision)
+    with ctx.progress.step(STAGE, f"train {name} ({conf.launcher}, {conf.num_proc} processes)") as step:
+        results = launch(spec, conf.launcher, conf.num_proc, conf.use_gpu)
+        step.rows = len(results[0]["history"])
+    log.info("[%s] %s: best validation NDCG@%d %.4f after %d epochs", STAGE, name, k, results[0]["best_val_ndcg"],
+             len(results[0]["history"]))
+
+    with ctx.progress.step(STAGE, f"gold.recs model={name}") as step:
+        users = lake.read("gold", "id_map_users").select("user_idx").join(seen, "user_idx")
+        if sequence:
+            users = users.join(last_items(histories, conf.max_len), "user_idx")
+        recs = top_k(spec, users, k).select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx",
+                                             "rank", "item_idx", "score")
+        lake.overwrite(recs, "gold", "recs", replace_where=f"model = '{name}'")
+        step.rows = lake.last_commit_metrics("gold", "recs")["numOutputRows"]
+    model = load_best(spec)
+    with ctx.progress.step(STAGE, "gold.deep_item_embeddings") as step:
+        vectors = item_embeddings(model)
+        rows = [(name, i, v.tolist()) for i, v in enumerate(vectors) if i > 0]
+        frame = ctx.spark.createDataFrame(rows, "model string, item_idx int, features array<float>")
+        lake.overwrite(frame, "gold", "deep_item_embeddings", replace_where=f"model = '{name}'")
+        step.rows = len(rows)
+    maps = {kind: lake.ref("gold", f"id_map_{kind}") for kind in ("users", "items")}
+    out = export(spec, model, local_path(model_path(ctx, name)), maps)
+    log.info("[%s] exported %s (TorchScript) with serving.json; spec %s", STAGE, out,
+             {k: v for k, v in asdict(spec).items() if k != "side"})
