@@ -86,7 +86,7 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     assert recs.groupBy("model", "user_idx").count().agg(F.max("count")).first()[0] == 10
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
     assert runs["train_als"]["gold.interactions"] == ctx.lake.version("gold", "interactions")
-    assert set(runs) == {"features", "train_als", "neighbours", "recommend", "evaluate"}
+    assert set(runs) == {"features", "train_als", "neighbours", "recommend", "train_deep", "evaluate"}
 
 
 def test_neighbours_share_the_planted_categories(ctx):
