@@ -3,7 +3,13 @@ per-category popularity, on data small enough to check by hand."""
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_spark.cf.neighbours import cooccurrence_neighbours, factor_neighbours, item_based_recs, user_based_recs
+from recsys_spark.cf.neighbours import (
+    cooccurrence_neighbours,
+    factor_neighbours,
+    item_based_recs,
+    transition_recs,
+    user_based_recs,
+)
 from recsys_spark.cf.popularity import category_popularity_recs
 from recsys_spark.config import NeighboursConf
 
@@ -74,3 +80,16 @@ def test_category_popularity_prefers_the_users_categories(spark):
     assert got[5] == [4]            # a 'b' user gets the most popular 'b' item they lack, never 'a' ones
     assert got[3] == [2, 5]         # an 'a' user: 2 (2 users) before 5 (1 user)
     assert 9 not in got             # both 'b' items seen: nothing left in the user's category
+
+
+def test_transitions_follow_the_last_items(spark):
+    # 1 -> 2 three times, 1 -> 3 once, 2 -> 4 twice; 0 is padding
+    seqs = spark.createDataFrame([(1, [0, 1, 2, 4]), (2, [1, 2, 4]), (3, [1, 2]), (4, [1, 3]), (5, [0, 0, 1])],
+                                 "user_idx int, items array<int>")
+    seen = spark.createDataFrame([(5, 1), (3, 1), (3, 2)], "user_idx int, item_idx int")
+    got = {r["user_idx"]: (r["item_idx"], r["score"]) for r in
+           transition_recs(seqs, seen, k=2, last=2).where("rank = 1").collect()}
+    assert got[5] == (2, pytest.approx(3.0))          # after 1: 2 (3 times) before 3 (once)
+    assert got[3] == (4, pytest.approx(2.0))          # after 2 (weight 1): 4 twice; after 1 (1/2): 2 seen, 3 once
+    ranked = lists(transition_recs(seqs, seen, k=3, last=2), "user_idx")
+    assert ranked[3] == [4, 3]

@@ -1,9 +1,9 @@
 """B2: MovieLens-100k next item, leave-one-out, full ranking with seen items removed, top 10.
 
 Per user in time order: the last item is the test target, the one before it validation (early
-stopping), the rest training. Every model ranks all items from the training history; popularity,
-ALS and item-KNN come from the pipeline's recommend stage, the deep models from train_deep
-(2 Horovod processes on this machine), the sequence models over several seeds.
+stopping), the rest training. Every model ranks all items from the training history. Popularity,
+the item-to-item transition baseline, ALS and the KNN models come from the recommend stage, the
+deep models from train_deep (2 Horovod processes here), the sequence models over several seeds.
 """
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def run() -> None:
             if seconds is not None:
                 rows.append(row(name, "train_seconds", round(seconds, 1), **extra))
 
-        for name in ("popularity", "als", "item_knn", "user_knn"):
+        for name in ("popularity", "transitions", "als", "item_knn", "user_knn"):
             score(name)
         for model, loss, seeds in RUNS:
             for seed in seeds:
@@ -69,7 +69,8 @@ def run() -> None:
             if len(values) > 1:
                 rows.append(row(name, f"{metric}_mean", round(summary[(name, metric)][0], 4), K, seeds=len(values)))
                 rows.append(row(name, f"{metric}_std", round(summary[(name, metric)][1], 4), K, seeds=len(values)))
-    for a, b in (("sasrec", "als"), ("gru4rec", "popularity"), ("sasrec", "sasrec_bce"), ("sasrec", "gru4rec")):
+    for a, b in (("sasrec", "als"), ("gru4rec", "popularity"), ("sasrec", "transitions"), ("gru4rec", "transitions"),
+                 ("sasrec", "sasrec_bce"), ("sasrec", "gru4rec")):
         (ma, sa), (mb, sb) = summary[(a, "ndcg")], summary[(b, "ndcg")]
         rows.append(row(f"{a}_vs_{b}", "ndcg_ratio", round(ma / mb, 3), K))
         rows.append(row(f"{a}_vs_{b}", "ndcg_margin_in_std", round((ma - mb) / max(sa + sb, 1e-9), 1), K))

@@ -16,7 +16,13 @@ from pyspark.sql import functions as F
 
 from recsys_spark.cf.als import fit_als, tune_als
 from recsys_spark.cf.als import recommend as als_recommend
-from recsys_spark.cf.neighbours import cooccurrence_neighbours, factor_neighbours, item_based_recs, user_based_recs
+from recsys_spark.cf.neighbours import (
+    cooccurrence_neighbours,
+    factor_neighbours,
+    item_based_recs,
+    transition_recs,
+    user_based_recs,
+)
 from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
 from recsys_spark.config import ALSConf, NeighboursConf
 from recsys_spark.evaluation.ranking import coverage, diversity, embedding_diversity, novelty, ranking_metrics
@@ -98,8 +104,8 @@ def _neighbours(ctx: Context, conf: NeighboursConf) -> None:
 
 
 def recommend(ctx: Context) -> None:
-    run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "als_user_factors"), ("gold", "item_neighbours"),
-                                ("gold", "user_neighbours")],
+    run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "sequences"), ("gold", "als_user_factors"),
+                                ("gold", "item_neighbours"), ("gold", "user_neighbours")],
              {"k": ctx.cfg.cf.k, "recent_days": ctx.cfg.cf.recent_days, "category_top": ctx.cfg.cf.category_top},
              lambda run_id: _recommend(ctx, run_id))
 
@@ -119,6 +125,7 @@ def _recommend(ctx: Context, run_id: str) -> None:
         "popularity_category": lambda: category_popularity_recs(train, items, users, cf.k, cf.category_top),
         "item_knn": lambda: item_based_recs(train, cooc.drop("method"), cf.k),
         "user_knn": lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), cf.k),
+        "transitions": lambda: transition_recs(ctx.lake.read("gold", "sequences"), train, cf.k),
     }
     for name, build in models.items():
         with ctx.progress.step("recommend", f"gold.recs model={name}") as step:
