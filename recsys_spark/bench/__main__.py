@@ -17,6 +17,7 @@ BENCHMARKS = {
     "scaling": "recsys_spark.bench.scaling",
 }
 
+
 def main(argv: list[str]) -> int:
     names = list(BENCHMARKS) if not argv or argv[0] == "all" else argv
     unknown = [n for n in names if n not in BENCHMARKS]

@@ -1,7 +1,7 @@
 """Training throughput: SASRec samples/second with 1 and 2 Horovod processes (gloo, CPU), and on
 a GPU when the machine has one (with the GPU utilisation the Petastorm loader sustains).
 
-Synthetic next-item data: 40,000 sequences of 50 items over 5,000 items. Each run trains 3
+Synthetic next-item data: 20,000 sequences of 50 items over 5,000 items. Each run trains 3
 epochs under horovodrun; the median epoch after the first (warm-up) counts.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from recsys_spark.deep.launch import launch
 from recsys_spark.deep.train import TrainSpec
 from recsys_spark.spark import get_spark
 
-USERS, ITEMS, LENGTH, EPOCHS = 40_000, 5_000, 50, 3
+USERS, ITEMS, LENGTH, EPOCHS = 20_000, 5_000, 50, 3
 
 
 def gpu_utilisation(stop: threading.Event, samples: list[float]) -> None:
