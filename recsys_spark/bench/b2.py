@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from recsys_spark.bench.report import row, write_report
 from recsys_spark.config import load_config
 from recsys_spark.evaluation.ranking import ranking_metrics
-from recsys_spark.pipeline import run_stage
+from recsys_spark.pipeline import STAGES, run_stage
 from recsys_spark.pipeline.cf import held_out
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.deep import recs_name
@@ -38,7 +38,7 @@ def run() -> None:
         cfg = load_config(None, "movielens100k", [f"lakehouse.root={root}", f"lakehouse.checkpoint_dir={root}/ckpt",
                                                   *SETTINGS])
         ctx = Context.create(cfg)
-        for stage in ("ingest", "quality", "features", "train_als", "recommend"):
+        for stage in list(STAGES)[:list(STAGES).index("recommend") + 1]:
             timings[stage] = round(run_stage(ctx, stage), 1)
         truth = held_out(ctx, "test").cache()
         n_test = truth.select("user_idx").distinct().count()
