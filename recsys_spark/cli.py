@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
 
+    from recsys_spark.logs import setup_logging
     from recsys_spark.pipeline import STAGES, metrics_summary, quality_summary, run_stage, table_summary
     from recsys_spark.pipeline.context import Context
-    from recsys_spark.pipeline.progress import format_table, setup_logging
+    from recsys_spark.pipeline.progress import format_table
 
     setup_logging()
     if args.command == "run" and args.stage not in STAGES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from importlib import import_module
 
-from recsys_spark.pipeline.progress import setup_logging
+from recsys_spark.logs import setup_logging
 
 BENCHMARKS = {
     "pipeline": "recsys_spark.bench.pipeline",

@@ -24,6 +24,7 @@ from torch import nn
 
 from recsys_spark.deep.loader import epoch_batches, shard_rows
 from recsys_spark.deep.models import SideFeatures, build_model
+from recsys_spark.logs import setup_logging
 
 log = logging.getLogger("recsys_spark")
 
@@ -184,6 +185,7 @@ def weights_digest(model: nn.Module) -> list[float]:
 def train(spec: TrainSpec) -> dict:
     """Train in this worker; returns (and writes as result-<rank>.json) the history and a digest
     of the final weights."""
+    setup_logging()  # a worker process: Spark tasks and horovodrun children start without handlers
     dist = BACKENDS[spec.backend]()
     cuda = torch.cuda.is_available()
     if cuda:
@@ -259,8 +261,6 @@ def train(spec: TrainSpec) -> dict:
 
 def main(argv: list[str]) -> int:
     """`horovodrun -np N python -m recsys_spark.deep.train SPEC.json`: one worker of a run."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        datefmt="%H:%M:%S")
     train(TrainSpec(**json.loads(Path(argv[0]).read_text())))
     return 0
 

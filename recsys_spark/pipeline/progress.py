@@ -42,11 +42,6 @@ class Progress:
         log.info("[%s] %-32s %sin %6.1fs", stage, step, rows, result.seconds)
 
 
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
-                        datefmt="%H:%M:%S")
-
-
 def format_table(headers: list[str], rows: list[list]) -> str:
     """A plain text table for terminal summaries."""
     cells = [[str(h) for h in headers]] + [[f"{v:,}" if isinstance(v, int) else str(v) for v in r] for r in rows]
