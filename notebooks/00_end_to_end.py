@@ -1,8 +1,9 @@
 # Databricks notebook source
 # MAGIC %md
 # MAGIC # recsys-spark: end to end
-# MAGIC ingest -> quality -> features on the synthetic shop (or the widget's data set), then a look at
-# MAGIC the quality report and the gold tables. Same code as `recsys-spark pipeline`.
+# MAGIC Every stage on the synthetic shop (or the widget's data set): ingest -> quality -> features ->
+# MAGIC train_als -> neighbours -> recommend -> train_deep -> evaluate, then a look at the quality report,
+# MAGIC the gold tables and every model's metrics. Same code as `recsys-spark pipeline`.
 
 # COMMAND ----------
 
@@ -20,3 +21,4 @@ from recsys_spark.lakehouse import Lakehouse
 lake = Lakehouse(spark, load_config(os.path.join(REPO, "conf", "databricks.yaml")))
 display(lake.read("silver", "quality_report").groupBy("table", "check").sum("rows"))
 display(lake.read("gold", "interactions").limit(20))
+display(lake.read("gold", "metrics").where("split = 'test'").groupBy("model").pivot("metric").avg("value"))
