@@ -12,12 +12,16 @@ of `shuffle_rows` rows by a seeded buffer here, which keeps each epoch's order r
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import torch
+
+# petastorm 0.13 uses pyarrow's legacy dataset API, which warns on every reader (a dozen lines each)
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"petastorm\.")
 
 
 class ShortEpochError(RuntimeError):
