@@ -5,5 +5,8 @@ import logging
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    """Our INFO lines, and only warnings from libraries: py4j logs every closed gateway connection
+    (horovod.spark.run closes several) at INFO, with tracebacks that look like failures."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         datefmt="%H:%M:%S")
+    logging.getLogger("recsys_spark").setLevel(logging.INFO)
