@@ -1,8 +1,9 @@
 """Ranking and beyond-accuracy metrics in Spark, for every model's top-K lists.
 
-Conventions (those of ../BENCHMARKS B1): binary relevance; NDCG with a log2 discount and the ideal
-DCG over min(k, #relevant); MAP sums precision at each hit and divides by #relevant; users are
-those with at least one relevant item, and a user without recommendations scores zero.
+Conventions (those of the b1 benchmark, Microsoft Recommenders' protocol): binary relevance;
+NDCG with a log2 discount and the ideal DCG over min(k, #relevant); MAP sums precision at each hit
+and divides by #relevant; users are those with at least one relevant item, and a user without
+recommendations scores zero.
 """
 from __future__ import annotations
 
