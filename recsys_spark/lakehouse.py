@@ -50,6 +50,11 @@ class Lakehouse:
             return None
         return self._delta(layer, table).history(1).select("version").first()[0]
 
+    def identity(self, layer: str, table: str) -> str:
+        """'<table id>@<version>': unlike the version alone, it changes when a table is dropped and
+        rebuilt, or when another lakehouse holds a table of the same name."""
+        return f"{self._delta(layer, table).detail().first()['id']}@{self.version(layer, table)}"
+
     def _writer(self, df: DataFrame, mode: str):
         return df.write.format("delta").mode(mode).option("overwriteSchema", "true" if mode == "overwrite" else "false")
 

@@ -27,7 +27,7 @@ from recsys_spark.deep.score import export, item_embeddings, load_best, top_k
 from recsys_spark.deep.train import TrainSpec
 from recsys_spark.pipeline.cf import model_path
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.runs import input_versions, run_once, signature
+from recsys_spark.pipeline.runs import run_once, signature
 
 log = logging.getLogger("recsys_spark")
 STAGE = "train_deep"
@@ -66,8 +66,10 @@ def recs_name(model: str, loss: str) -> str:
 
 def run(ctx: Context) -> None:
     settings = ctx.cfg.to_dict()["deep"]
-    run_once(ctx, STAGE, INPUTS, settings, lambda run_id: _run(ctx, run_id, signature(
-        input_versions(ctx, INPUTS), settings)))
+    # checkpoints and materialised data are keyed by the inputs' table ids too, so a rebuilt
+    # lakehouse (versions from 0 again) never resumes another run's checkpoint
+    key = signature({f"{layer}.{t}": ctx.lake.identity(layer, t) for layer, t in INPUTS}, settings)
+    run_once(ctx, STAGE, INPUTS, settings, lambda run_id: _run(ctx, run_id, key))
 
 
 def _run(ctx: Context, run_id: str, key: str) -> None:
