@@ -16,19 +16,27 @@ from pyspark.sql import functions as F
 SCHEMA = "user_idx int, rank int, item_idx int, score float"
 
 
-def _top_block(users: np.ndarray, seen: list, factors_t, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the k best items per row, their scores), best first, ties by item id.
-    torch's matmul and topk: numpy's argpartition over a block costs 20x more than topk."""
+def best_k(scores, masked: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the k best columns per row, their scores), best first, ties by position, after
+    setting each row's `masked` positions (an int array or None) to -inf. torch.topk: numpy's
+    argpartition over a block costs 20x more."""
     import torch
 
-    scores = torch.from_numpy(users) @ factors_t
-    for row, items in enumerate(seen):
-        if items is not None and len(items):
-            scores[row, torch.from_numpy(np.searchsorted(ids, np.asarray(items)))] = float("-inf")
+    for row, positions in enumerate(masked):
+        if positions is not None and len(positions):
+            scores[row, torch.from_numpy(np.asarray(positions, dtype=np.int64))] = float("-inf")
     best = torch.topk(scores, min(k, scores.shape[1]), dim=1)
     top, top_scores = best.indices.numpy(), best.values.numpy()
-    order = np.lexsort((ids[top], -top_scores), axis=1)
+    order = np.lexsort((top, -top_scores), axis=1)
     return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+
+
+def block_rows(users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+    """One output row per (user, rank) of a scored block, in SCHEMA."""
+    n = items.shape[1]
+    return pd.DataFrame({"user_idx": np.repeat(users.astype(np.int32), n),
+                         "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(users)),
+                         "item_idx": items.ravel().astype(np.int32), "score": scores.ravel().astype(np.float32)})
 
 
 def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int,
@@ -56,14 +64,9 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         for pdf in batches:
             for start in range(0, len(pdf), block_size):
                 block = pdf.iloc[start:start + block_size]
-                u = np.stack(block["features"].to_numpy()).astype(np.float32)
-                top, top_scores = _top_block(u, list(block["seen"]), factors_t, ids, k)
-                n = top.shape[1]
-                yield pd.DataFrame({
-                    "user_idx": np.repeat(block["user_idx"].to_numpy(dtype=np.int32), n),
-                    "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(block)),
-                    "item_idx": ids[top].ravel().astype(np.int32),
-                    "score": top_scores.ravel().astype(np.float32),
-                })
+                scores = torch.from_numpy(np.stack(block["features"].to_numpy()).astype(np.float32)) @ factors_t
+                masked = [None if seen is None else np.searchsorted(ids, np.asarray(seen)) for seen in block["seen"]]
+                top, top_scores = best_k(scores, masked, k)
+                yield block_rows(block["user_idx"].to_numpy(), ids[top], top_scores)
 
     return users.mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))

@@ -13,7 +13,7 @@ import torch
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys_spark.cf.topk import SCHEMA
+from recsys_spark.cf.topk import SCHEMA, best_k, block_rows
 from recsys_spark.deep.train import TrainSpec
 
 
@@ -23,11 +23,11 @@ def load_best(spec: TrainSpec) -> torch.nn.Module:
     return model.eval()
 
 
-def top_k(spec: TrainSpec, examples: DataFrame, k: int, block_size: int = 512) -> DataFrame:
+def top_k(spec: TrainSpec, model: torch.nn.Module, examples: DataFrame, k: int, block_size: int = 512) -> DataFrame:
     """examples: (user_idx, inputs for sequence models, seen items) -> (user_idx, rank, item_idx, score),
-    seen items and padding never recommended."""
+    seen items and padding never recommended. The model's weights travel to the tasks by broadcast."""
     buffer = io.BytesIO()
-    torch.save(load_best(spec).state_dict(), buffer)
+    torch.save(model.state_dict(), buffer)
     shared = examples.sparkSession.sparkContext.broadcast((spec, buffer.getvalue()))
 
     def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -39,21 +39,12 @@ def top_k(spec: TrainSpec, examples: DataFrame, k: int, block_size: int = 512) -
         for pdf in batches:
             for start in range(0, len(pdf), block_size):
                 block = pdf.iloc[start:start + block_size]
+                column = np.stack(block["inputs"].to_numpy()) if model.kind == "sequence" else block["user_idx"]
                 with torch.no_grad():
-                    if model.kind == "sequence":
-                        scores = model.score_all(torch.tensor(np.stack(block["inputs"].to_numpy()), dtype=torch.long))
-                    else:
-                        scores = model.score_all(torch.tensor(block["user_idx"].to_numpy(), dtype=torch.long))
-                scores[:, 0] = float("-inf")
-                for row, seen in enumerate(block["seen"]):
-                    if seen is not None and len(seen):
-                        scores[row, torch.from_numpy(np.asarray(seen, dtype=np.int64))] = float("-inf")
-                best = torch.topk(scores, min(k, scores.shape[1] - 1), dim=1)
-                n = best.indices.shape[1]
-                yield pd.DataFrame({"user_idx": np.repeat(block["user_idx"].to_numpy(dtype=np.int32), n),
-                                    "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(block)),
-                                    "item_idx": best.indices.numpy().ravel().astype(np.int32),
-                                    "score": best.values.numpy().ravel().astype(np.float32)})
+                    scores = model.score_all(torch.tensor(np.asarray(column), dtype=torch.long))
+                scores[:, 0] = float("-inf")  # padding id
+                top, top_scores = best_k(scores, list(block["seen"]), min(k, scores.shape[1] - 1))
+                yield block_rows(block["user_idx"].to_numpy(), top, top_scores)
 
     columns = ["user_idx", "seen"] + (["inputs"] if "inputs" in examples.columns else [])
     return examples.select(*columns).mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))

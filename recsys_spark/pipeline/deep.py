@@ -96,8 +96,7 @@ def _run(ctx: Context, run_id: str, key: str) -> None:
         targets = first_held_out(lake.read("gold", "splits"), train.select("user_idx", "item_idx"), "validation",
                                  ctx.cfg.cf.relevant_event_types)
         validation = held_out_examples(histories, targets, conf.max_len).join(seen, "user_idx")
-        validation.write.mode("overwrite").parquet(f"{cache}/validation")
-        step.rows = validation.count()
+        step.rows = materialise(validation, f"{cache}/validation", conf.num_proc)
 
     checkpoints = local_path(f"{ctx.cfg.lakehouse.checkpoint_dir.rstrip('/')}/deep/{name}-{key}")
     spec = TrainSpec(model=conf.model, n_users=n_users, n_items=n_items, train_path=local_path(f"{cache}/train"),
@@ -113,15 +112,15 @@ def _run(ctx: Context, run_id: str, key: str) -> None:
     log.info("[%s] %s: best validation NDCG@%d %.4f after %d epochs", STAGE, name, k, results[0]["best_val_ndcg"],
              len(results[0]["history"]))
 
+    model = load_best(spec)
     with ctx.progress.step(STAGE, f"gold.recs model={name}") as step:
         users = lake.read("gold", "id_map_users").select("user_idx").join(seen, "user_idx")
         if sequence:
             users = users.join(last_items(histories, conf.max_len), "user_idx")
-        recs = top_k(spec, users, k).select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx",
-                                             "rank", "item_idx", "score")
+        recs = top_k(spec, model, users, k).select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"),
+                                                    "user_idx", "rank", "item_idx", "score")
         lake.overwrite(recs, "gold", "recs", replace_where=f"model = '{name}'")
         step.rows = lake.last_commit_metrics("gold", "recs")["numOutputRows"]
-    model = load_best(spec)
     with ctx.progress.step(STAGE, "gold.deep_item_embeddings") as step:
         vectors = item_embeddings(model)
         rows = [(name, i, v.tolist()) for i, v in enumerate(vectors) if i > 0]
