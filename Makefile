@@ -10,6 +10,7 @@ HOROVOD_VERSION := 0.28.1
 HOROVOD_WHEEL := $(WHEELS)/horovod-$(HOROVOD_VERSION)-cp311-cp311-linux_x86_64.whl
 STAMP := $(VENV)/.stamp-$(HOROVOD_VERSION)
 B ?= all
+DATASET ?=
 
 .PHONY: install demo test lint bench clean
 
@@ -51,7 +52,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
-	$(PY) -m recsys_spark.bench $(B)
+	$(PY) -m recsys_spark.bench $(B) $(if $(DATASET),--dataset $(DATASET))
 
 clean:
 	rm -rf lakehouse reports/*.tmp spark-warehouse metastore_db derby.log

@@ -11,6 +11,7 @@ CORE = [
     "pandas>=2.2,<2.4",
     "pyarrow==14.0.2",
     "pyyaml>=6",
+    "pydantic==2.12.5",
 ]
 DEEP = [
     "torch==2.13.0",
@@ -27,7 +28,7 @@ setup(
     version="0.1.0",
     description="E-commerce search and recommendation jobs on Spark and Delta Lake",
     packages=find_packages(include=["recsys_spark", "recsys_spark.*"]),
-    python_requires=">=3.10,<3.12",
+    python_requires=">=3.11,<3.12",
     install_requires=CORE,
     extras_require={"deep": DEEP, "dev": DEV, "bench": BENCH},
     entry_points={"console_scripts": ["recsys-spark=recsys_spark.cli:main"]},

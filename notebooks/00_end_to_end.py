@@ -20,5 +20,5 @@ from recsys_spark.lakehouse import Lakehouse
 
 lake = Lakehouse(spark, load_config(os.path.join(REPO, "conf", "databricks.yaml")))
 display(lake.read("silver", "quality_report").groupBy("table", "check").sum("rows"))
-display(lake.read("gold", "interactions").limit(20))
+display(lake.read("gold", "interactions").where("cut = 'final'").limit(20))
 display(lake.read("gold", "metrics").where("split = 'test'").groupBy("model").pivot("metric").avg("value"))

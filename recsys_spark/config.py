@@ -1,268 +1,290 @@
 """One config object, built from YAML layers and `--set` overrides, validated once at start-up.
 
 Layers, later wins: conf/base.yaml, the place overlay (local / cluster / databricks), a dataset
-file (conf/datasets/<name>.yaml), then `--set a.b=value`. A wrong key, type or value fails here
-with the key's dotted name, before any Spark work starts.
+file (conf/datasets/<name>.yaml, or any YAML path), then `--set a.b=value`. Every field carries
+its own type and constraint; a wrong key, type or value fails here with the key's dotted name,
+before any Spark work starts.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import types
-import typing
-from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+Positive = Annotated[int, Field(ge=1)]
+Rate = Annotated[float, Field(ge=0.0, lt=0.5)]
+Probability = Annotated[float, Field(ge=0.0, lt=1.0)]
+NonEmpty = Annotated[list[str], Field(min_length=1)]
 
 
 class ConfigError(ValueError):
     """A config that cannot run; the message names the key and where it came from."""
 
 
-@dataclass
-class LakehouseConf:
+class Section(BaseModel):
+    """Unknown keys are errors: a misspelt key would otherwise be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, validate_default=True)
+
+
+class LakehouseConf(Section):
     root: str = "lakehouse"
     checkpoint_dir: str = "/tmp/recsys-spark/checkpoints"
     models_dir: str = ""
 
 
-@dataclass
-class SparkConf:
+class SparkConf(Section):
     master: str = "local[*]"
-    shuffle_partitions: int = 8
+    shuffle_partitions: Positive = 8
     driver_memory: str = "6g"
     log_level: str = "WARN"
-    conf: dict[str, str] = field(default_factory=dict)
+    conf: dict[str, str] = {}
 
 
-@dataclass
-class BadRowsConf:
-    duplicate: float = 0.005
-    null_id: float = 0.002
-    unknown_item: float = 0.002
-    future_timestamp: float = 0.001
-    ancient_timestamp: float = 0.001
-    negative_value: float = 0.001
-    unparseable: float = 0.001
+class BadRowsConf(Section):
+    duplicate: Rate = 0.005
+    null_id: Rate = 0.002
+    unknown_item: Rate = 0.002
+    future_timestamp: Rate = 0.001
+    ancient_timestamp: Rate = 0.001
+    negative_value: Rate = 0.001
+    unparseable: Rate = 0.001
 
 
-@dataclass
-class SyntheticConf:
+class SyntheticConf(Section):
     seed: int = 42
-    n_events: int = 1_000_000
-    n_users: int = 20_000
-    n_items: int = 5_000
-    n_categories: int = 20
+    n_events: Positive = 1_000_000
+    n_users: Positive = 20_000
+    n_items: Positive = 5_000
+    n_categories: Positive = 20
     start_date: str = "2025-01-01"
-    days: int = 180
-    bad_rows: BadRowsConf = field(default_factory=BadRowsConf)
+    days: Positive = 180
+    bad_rows: BadRowsConf = BadRowsConf()
 
 
-@dataclass
-class FileSourceConf:
-    """A file mapped onto one raw table: `columns` maps our column -> the file's column."""
+class FileSourceConf(Section):
+    """A file mapped onto one raw table: `columns` maps our column -> the file's column.
 
-    path: str = ""
-    format: str = "csv"
-    options: dict[str, str] = field(default_factory=dict)
-    columns: dict[str, str] = field(default_factory=dict)
-    constants: dict[str, str] = field(default_factory=dict)
+    Formats: csv, json, parquet; `lines` (one `user item` line per interaction, line order is time
+    order, as the SASRec/BERT4Rec benchmark files); `recbole` (RecBole atomic files with a
+    `name:type` header; an `item_id_list:token_seq` column is a history in time order, followed by
+    the row's own item)."""
+
+    path: Annotated[str, Field(min_length=1)]
+    format: Literal["csv", "json", "parquet", "lines", "recbole"] = "csv"
+    options: dict[str, str] = {}
+    columns: dict[str, str] = {}
+    constants: dict[str, str] = {}
     distinct: bool = False
 
+    @model_validator(mode="after")
+    def _exists(self) -> FileSourceConf:
+        if "://" not in self.path and not Path(self.path).exists():
+            raise ValueError(f"no such file {self.path}")
+        return self
 
-@dataclass
-class FilesConf:
+
+class FilesConf(Section):
     events: FileSourceConf | None = None
     items: FileSourceConf | None = None
     users: FileSourceConf | None = None
 
 
-@dataclass
-class SourceConf:
-    kind: str = "synthetic"
+class SourceConf(Section):
+    kind: Literal["synthetic", "files"] = "synthetic"
     batch_id: str = ""
-    synthetic: SyntheticConf = field(default_factory=SyntheticConf)
-    files: FilesConf = field(default_factory=FilesConf)
+    synthetic: SyntheticConf = SyntheticConf()
+    files: FilesConf = FilesConf()
+
+    @model_validator(mode="after")
+    def _events_for_files(self) -> SourceConf:
+        if self.kind == "files" and self.files.events is None:
+            raise ValueError("source.files.events is required when source.kind is files")
+        return self
 
 
-@dataclass
-class PrivacyConf:
+class PrivacyConf(Section):
     hash_user_ids: bool = False
     key_env: str = "RECSYS_SPARK_ID_KEY"
 
 
-@dataclass
-class ExcludeRule:
-    column: str = ""
-    regex: str = ""
-    reason: str = ""
+class ExcludeRule(Section):
+    column: Annotated[str, Field(min_length=1)]
+    regex: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=1)]
 
 
-@dataclass
-class QualityConf:
-    event_types: list[str] = field(default_factory=list)
-    event_key: list[str] = field(default_factory=list)
-    timestamp_formats: list[str] = field(default_factory=list)
+class QualityConf(Section):
+    event_types: NonEmpty = ["view", "click", "add_to_cart", "purchase", "rating", "search"]
+    event_key: NonEmpty = ["user_id", "item_id", "event_type", "ts", "session_id"]
+    timestamp_formats: NonEmpty = ["yyyy-MM-dd HH:mm:ss"]
     min_timestamp: str = "2000-01-01 00:00:00"
-    max_future_days: float = 1.0
+    max_future_days: Annotated[int, Field(ge=0, description="whole days after now that a timestamp may lie")] = 1
     rating_min: float = 1.0
     rating_max: float = 5.0
-    max_quantity: int = 10000
+    max_quantity: Positive = 10000
     require_known_items: bool = True
     require_known_users: bool = False
-    exclude: list[ExcludeRule] = field(default_factory=list)
+    exclude: list[ExcludeRule] = []
 
 
-@dataclass
-class SplitConf:
-    kind: str = "temporal"
-    test_days: float = 14.0
-    validation_days: float = 14.0
+class SplitConf(Section):
+    """temporal: the last `test_days` are test, the `validation_days` before them validation;
+    leave_last_out: per user the last item is test, the one before validation; none: everything
+    is training (a production run: the final cut is all the data)."""
+
+    kind: Literal["temporal", "leave_last_out", "none"] = "temporal"
+    test_days: Annotated[float, Field(ge=0.0)] = 14.0
+    validation_days: Annotated[float, Field(ge=0.0)] = 14.0
 
 
-@dataclass
-class FeaturesConf:
-    event_weights: dict[str, float] = field(default_factory=dict)
-    half_life_days: float = 60.0
-    sequence_length: int = 50
-    sequence_event_types: list[str] = field(default_factory=list)
-    price_levels: int = 5
-    split: SplitConf = field(default_factory=SplitConf)
-    holidays: list[str] = field(default_factory=list)
+class FeaturesConf(Section):
+    event_weights: dict[str, Annotated[float, Field(ge=0.0)]] = {}
+    half_life_days: Annotated[float, Field(gt=0.0)] = 60.0
+    sequence_length: Annotated[int, Field(ge=2)] = 50
+    sequence_event_types: NonEmpty = ["click", "add_to_cart", "purchase", "rating"]
+    price_levels: Positive = 5
+    split: SplitConf = SplitConf()
+    holidays: list[str] = []
 
 
-@dataclass
-class ALSConf:
-    rank: int = 64
-    reg_param: float = 0.05
-    alpha: float = 10.0
-    max_iter: int = 15
+class ALSConf(Section):
+    rank: Positive = 64
+    reg_param: Annotated[float, Field(ge=0.0)] = 0.05
+    alpha: Annotated[float, Field(ge=0.0)] = 10.0
+    max_iter: Positive = 15
     implicit: bool = True
     seed: int = 42
-    checkpoint_interval: int = 5
+    checkpoint_interval: Positive = 5
 
 
-@dataclass
-class TuningConf:
-    """The ALS search space, tried in full on the validation split (NDCG@k decides)."""
+class TuningConf(Section):
+    """The ALS search space, tried in full on the tuning cut (validation NDCG@k decides)."""
 
-    rank: list[int] = field(default_factory=lambda: [64])
-    reg_param: list[float] = field(default_factory=lambda: [0.05])
-    alpha: list[float] = field(default_factory=lambda: [10.0])
-    max_iter: list[int] = field(default_factory=lambda: [15])
-
-
-@dataclass
-class NeighboursConf:
-    n: int = 20
-    measure: str = "jaccard"
-    min_count: int = 2
-    max_items_per_user: int = 200
+    rank: list[Positive] = Field([64], min_length=1)
+    reg_param: list[Annotated[float, Field(ge=0.0)]] = Field([0.05], min_length=1)
+    alpha: list[Annotated[float, Field(ge=0.0)]] = Field([10.0], min_length=1)
+    max_iter: list[Positive] = Field([15], min_length=1)
 
 
-@dataclass
-class CFConf:
-    k: int = 10
-    relevant_event_types: list[str] = field(default_factory=list)
+class NeighboursConf(Section):
+    n: Positive = 20
+    measure: Literal["jaccard", "lift"] = "jaccard"
+    min_count: Positive = 2
+    max_items_per_user: Positive = 200
+
+
+class CFConf(Section):
+    k: Positive = 10
+    relevant_event_types: NonEmpty = ["click", "add_to_cart", "purchase", "rating"]
     tune: bool = False
-    recent_days: float = 30.0
-    als: ALSConf = field(default_factory=ALSConf)
-    tuning: TuningConf = field(default_factory=TuningConf)
-    block_size: int = 2048
-    neighbours: NeighboursConf = field(default_factory=NeighboursConf)
-    category_top: int = 3
+    recent_days: Annotated[float, Field(gt=0.0)] = 30.0
+    als: ALSConf = ALSConf()
+    tuning: TuningConf = TuningConf()
+    block_size: Positive = 2048
+    neighbours: NeighboursConf = NeighboursConf()
+    category_top: Positive = 3
 
 
-@dataclass
-class DeepConf:
-    model: str = "sasrec"
-    launcher: str = "horovod_spark"
-    num_proc: int = 2
+class SASRecConf(Section):
+    blocks: Positive = 2
+    heads: Positive = 1
+    dropout: Probability = 0.2
+    inner_size: Annotated[int, Field(ge=0, description="feed-forward width; 0 means deep.dim")] = 0
+
+
+class GRU4RecConf(Section):
+    layers: Positive = 1
+    dropout: Probability = 0.1
+
+
+class NCFConf(Section):
+    layers: list[Positive] = Field([64, 32, 16], min_length=2)
+
+
+class DeepConf(Section):
+    model: Literal["two_tower", "ncf", "gru4rec", "sasrec"] = "sasrec"
+    launcher: Literal["horovod_spark", "horovodrun", "databricks", "torch_distributor"] = "horovod_spark"
+    num_proc: Positive = 2
     use_gpu: bool = False
-    epochs: int = 20
-    batch_size: int = 256
-    lr: float = 0.001
-    dim: int = 64
-    max_len: int = 50
-    loss: str = "ce"
-    negatives: int = 4
-    negative_sampling: str = "uniform"
-    patience: int = 3
-    workers: int = 1
+    epochs: Positive = 20
+    batch_size: Positive = 256
+    lr: Annotated[float, Field(gt=0.0)] = 0.001
+    dim: Positive = 64
+    max_len: Positive = 50
+    loss: Literal["ce", "bce", "sampled"] = "ce"
+    negatives: Positive = 4
+    sampled_negatives: Positive = 256
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    patience: Positive = 3
+    max_minutes: Annotated[float, Field(ge=0.0, description="training time budget; 0: none")] = 0.0
+    workers: Positive = 1
     mixed_precision: bool = False
-    files_per_proc: int = 4
+    files_per_proc: Positive = 4
     cache_dir: str = ""
     seed: int = 42
+    sasrec: SASRecConf = SASRecConf()
+    gru4rec: GRU4RecConf = GRU4RecConf()
+    ncf: NCFConf = NCFConf()
 
 
-@dataclass
-class Config:
+class Config(Section):
     app_name: str = "recsys-spark"
-    runtime: str = "local"
-    lakehouse: LakehouseConf = field(default_factory=LakehouseConf)
-    spark: SparkConf = field(default_factory=SparkConf)
-    source: SourceConf = field(default_factory=SourceConf)
-    privacy: PrivacyConf = field(default_factory=PrivacyConf)
-    quality: QualityConf = field(default_factory=QualityConf)
-    features: FeaturesConf = field(default_factory=FeaturesConf)
-    cf: CFConf = field(default_factory=CFConf)
-    deep: DeepConf = field(default_factory=DeepConf)
+    runtime: Literal["local", "cluster", "databricks"] = "local"
+    lakehouse: LakehouseConf = LakehouseConf()
+    spark: SparkConf = SparkConf()
+    source: SourceConf = SourceConf()
+    privacy: PrivacyConf = PrivacyConf()
+    quality: QualityConf = QualityConf()
+    features: FeaturesConf = FeaturesConf()
+    cf: CFConf = CFConf()
+    deep: DeepConf = DeepConf()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        """Rules that join two fields; each names the key to change."""
+        unknown = sorted(set(self.features.event_weights) - set(self.quality.event_types))
+        if unknown:
+            raise ValueError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
+        if self.deep.max_len > self.features.sequence_length:
+            raise ValueError(f"config key 'deep.max_len': {self.deep.max_len} is longer than the sequences "
+                             f"features.sequence_length = {self.features.sequence_length} keeps")
+        if self.privacy.hash_user_ids and not os.environ.get(self.privacy.key_env):
+            raise ValueError(f"config key 'privacy.hash_user_ids' is on but the environment variable "
+                             f"{self.privacy.key_env} is empty")
+        return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return self.model_dump(mode="json")
 
 
-CHOICES = {
-    "runtime": {"local", "cluster", "databricks"},
-    "source.kind": {"synthetic", "files"},
-    "features.split.kind": {"temporal", "leave_last_out"},
-    "cf.neighbours.measure": {"jaccard", "lift"},
-    "deep.model": {"two_tower", "ncf", "gru4rec", "sasrec"},
-    "deep.launcher": {"horovod_spark", "horovodrun", "databricks", "torch_distributor"},
-    "deep.loss": {"ce", "bce"},
-    "deep.negative_sampling": {"uniform", "popularity"},
-}
-FILE_FORMATS = {"csv", "json", "parquet"}
+def _key(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part not in ("function-after",) and not str(part).startswith(("function-", "tagged-union")):
+            out += f".{part}" if out else str(part)
+    return out
 
 
-def _build(cls: type, data: Any, key: str) -> Any:
-    """Turn plain YAML data into `cls`, naming the dotted key of the first thing that is wrong."""
-    origin = typing.get_origin(cls)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(cls) if a is not type(None)]
-        return None if data is None else _build(args[0], data, key)
-    if dataclasses.is_dataclass(cls):
-        if not isinstance(data, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {data!r}")
-        hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            where = f"'{key}.{unknown[0]}'" if key else f"'{unknown[0]}'"
-            raise ConfigError(f"unknown config key {where}; known keys here: {', '.join(sorted(names))}")
-        return cls(**{n: _build(hints[n], v, f"{key}.{n}" if key else n) for n, v in data.items()})
-    if origin is list:
-        if not isinstance(data, list):
-            raise ConfigError(f"config key '{key}': expected a list, got {data!r}")
-        (item,) = typing.get_args(cls)
-        return [_build(item, v, f"{key}[{i}]") for i, v in enumerate(data)]
-    if origin is dict:
-        if not isinstance(data, dict):
-            raise ConfigError(f"config key '{key}': expected a mapping, got {data!r}")
-        _, val = typing.get_args(cls)
-        return {str(k): _build(val, v, f"{key}.{k}") for k, v in data.items()}
-    if cls is float and isinstance(data, int) and not isinstance(data, bool):
-        return float(data)
-    if cls is str and isinstance(data, (int, float, date)) and not isinstance(data, bool):
-        return data.isoformat() if isinstance(data, date) else str(data)
-    if not isinstance(data, cls) or (cls is int and isinstance(data, bool)):
-        raise ConfigError(f"config key '{key}': expected {cls.__name__}, got {data!r}")
-    return data
+def _message(err: ValidationError) -> str:
+    """The first error as 'config key a.b: what is wrong', the way a user can find it in YAML."""
+    errors = err.errors(include_url=False)
+    e = next((x for x in errors if x["type"] == "extra_forbidden"), errors[0])  # a misspelt key explains the rest
+    key, msg = _key(e["loc"]), e["msg"].removeprefix("Value error, ")
+    if e["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'"
+    if not key:
+        return msg
+    return f"config key '{key}': {msg} (got {e['input']!r})" if e["type"] != "value_error" else \
+        f"config key '{key}': {msg}"
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -270,6 +292,15 @@ def _merge(base: dict, over: dict) -> dict:
     for k, v in over.items():
         out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
+
+
+def _plain(data: Any) -> Any:
+    """YAML reads 2025-01-01 as a date; the config keeps dates as the strings that were written."""
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_plain(v) for v in data]
+    return data.isoformat() if isinstance(data, (date, datetime)) else data
 
 
 def _read_yaml(path: Path) -> dict:
@@ -294,47 +325,15 @@ def _parse_override(item: str) -> dict:
     return value
 
 
-def _validate(cfg: Config) -> None:
-    for key, allowed in CHOICES.items():
-        value = cfg.to_dict()
-        for part in key.split("."):
-            value = value[part]
-        if value not in allowed:
-            raise ConfigError(f"config key '{key}': {value!r} is not one of {sorted(allowed)}")
-    syn = cfg.source.synthetic
-    for name in ("n_events", "n_users", "n_items", "n_categories", "days"):
-        if getattr(syn, name) <= 0:
-            raise ConfigError(f"config key 'source.synthetic.{name}' must be positive")
-    for name, rate in dataclasses.asdict(syn.bad_rows).items():
-        if not 0.0 <= rate < 0.5:
-            raise ConfigError(f"config key 'source.synthetic.bad_rows.{name}' must be in [0, 0.5)")
-    if cfg.source.kind == "files":
-        if cfg.source.files.events is None:
-            raise ConfigError("config key 'source.files.events' is required when source.kind is files")
-        for table in ("events", "items", "users"):
-            spec = getattr(cfg.source.files, table)
-            if spec is None:
-                continue
-            if spec.format not in FILE_FORMATS:
-                raise ConfigError(f"config key 'source.files.{table}.format': {spec.format!r} is not one of "
-                                  f"{sorted(FILE_FORMATS)}")
-            if "://" not in spec.path and not Path(spec.path).exists():
-                raise ConfigError(f"config key 'source.files.{table}.path': no such file {spec.path}")
-    unknown = sorted(set(cfg.features.event_weights) - set(cfg.quality.event_types))
-    if unknown:
-        raise ConfigError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
-    for key, value in (("cf.k", cfg.cf.k), ("cf.als.rank", cfg.cf.als.rank), ("cf.als.max_iter", cfg.cf.als.max_iter),
-                       ("cf.neighbours.n", cfg.cf.neighbours.n), ("cf.category_top", cfg.cf.category_top),
-                       ("cf.neighbours.max_items_per_user", cfg.cf.neighbours.max_items_per_user),
-                       ("deep.num_proc", cfg.deep.num_proc), ("deep.epochs", cfg.deep.epochs),
-                       ("deep.batch_size", cfg.deep.batch_size), ("deep.max_len", cfg.deep.max_len),
-                       ("deep.files_per_proc", cfg.deep.files_per_proc)):
-        if value < 1:
-            raise ConfigError(f"config key '{key}' must be positive")
-    if cfg.features.sequence_length < 2:
-        raise ConfigError("config key 'features.sequence_length' must be at least 2")
-    if cfg.privacy.hash_user_ids and not os.environ.get(cfg.privacy.key_env):
-        raise ConfigError(f"privacy.hash_user_ids is on but the environment variable {cfg.privacy.key_env} is empty")
+def dataset_path(dataset: str, conf_dir: Path = CONF_DIR) -> Path:
+    """A name under conf/datasets, or a path to a YAML file of the same shape."""
+    if dataset.endswith((".yaml", ".yml")) or os.sep in dataset:
+        return Path(dataset)
+    path = conf_dir / "datasets" / f"{dataset}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in (conf_dir / "datasets").glob("*.yaml"))
+        raise ConfigError(f"unknown dataset {dataset!r}: not a file, and conf/datasets has {', '.join(names)}")
+    return path
 
 
 def load_config(overlay: str | Path | None = None, dataset: str | None = None,
@@ -346,9 +345,10 @@ def load_config(overlay: str | Path | None = None, dataset: str | None = None,
     if overlay_path.name != "base.yaml":
         data = _merge(data, _read_yaml(overlay_path))
     if dataset:
-        data = _merge(data, _read_yaml(conf_dir / "datasets" / f"{dataset}.yaml"))
+        data = _merge(data, _read_yaml(dataset_path(dataset, conf_dir)))
     for item in overrides:
         data = _merge(data, _parse_override(item))
-    cfg = _build(Config, data, "")
-    _validate(cfg)
-    return cfg
+    try:
+        return Config.model_validate(_plain(data))
+    except ValidationError as e:
+        raise ConfigError(_message(e)) from None

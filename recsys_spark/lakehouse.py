@@ -20,6 +20,16 @@ class Lakehouse:
         self.spark = spark
         self.root = cfg.lakehouse.root.rstrip("/")
         self.by_name = cfg.runtime == "databricks"
+        self._reads: set[str] | None = None
+
+    def start_recording(self) -> None:
+        """From now on remember every table read or looked for ('layer.table': what a stage's run
+        depends on, wherever the lakehouse lives)."""
+        self._reads = set()
+
+    def stop_recording(self) -> set[str]:
+        reads, self._reads = self._reads or set(), None
+        return reads
 
     def ref(self, layer: str, table: str) -> str:
         if layer not in LAYERS:
@@ -32,9 +42,12 @@ class Lakehouse:
 
     def exists(self, layer: str, table: str) -> bool:
         ref = self.ref(layer, table)
-        if self.by_name:
-            return self.spark.catalog.tableExists(ref)
-        return DeltaTable.isDeltaTable(self.spark, ref)
+        if self._reads is not None and (layer, table) != ("gold", "runs"):
+            self._reads.add(f"{layer}.{table}")
+        return self._exists(ref)
+
+    def _exists(self, ref: str) -> bool:
+        return self.spark.catalog.tableExists(ref) if self.by_name else DeltaTable.isDeltaTable(self.spark, ref)
 
     def read(self, layer: str, table: str, version: int | None = None) -> DataFrame:
         reader = self.spark.read.format("delta")
@@ -50,10 +63,14 @@ class Lakehouse:
             return None
         return self._delta(layer, table).history(1).select("version").first()[0]
 
-    def identity(self, layer: str, table: str) -> str:
-        """'<table id>@<version>': unlike the version alone, it changes when a table is dropped and
-        rebuilt, or when another lakehouse holds a table of the same name."""
-        return f"{self._delta(layer, table).detail().first()['id']}@{self.version(layer, table)}"
+    def identity(self, layer: str, table: str) -> str | None:
+        """'<table id>@<version>', None if there is no such table: unlike the version alone, it
+        changes when a table is dropped and rebuilt, or another lakehouse has one of that name."""
+        ref = self.ref(layer, table)
+        if not self._exists(ref):
+            return None
+        delta = DeltaTable.forName(self.spark, ref) if self.by_name else DeltaTable.forPath(self.spark, ref)
+        return f"{delta.detail().first()['id']}@{delta.history(1).select('version').first()[0]}"
 
     def _writer(self, df: DataFrame, mode: str):
         return df.write.format("delta").mode(mode).option("overwriteSchema", "true" if mode == "overwrite" else "false")

@@ -55,10 +55,14 @@ def get_spark(cfg: Config) -> SparkSession:
 
 
 def _require_delta(spark: SparkSession) -> None:
+    from py4j.protocol import Py4JJavaError
+
     try:
         spark._jvm.java.lang.Thread.currentThread().getContextClassLoader().loadClass(
             "io.delta.sql.DeltaSparkSessionExtension")
-    except Exception as e:  # py4j wraps the ClassNotFoundException
+    except Py4JJavaError as e:
+        if "ClassNotFoundException" not in str(e.java_exception):
+            raise  # any other failure is itself the news, not a missing jar
         raise RuntimeError(f"Delta Lake is not on this Spark's classpath: pass --packages {delta_package()} "
                            "to spark-submit (the project venv's spark-defaults.conf does this)") from e
 

@@ -9,12 +9,13 @@ from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.cf.topk import top_k_for_all_users
 from recsys_spark.config import ALSConf
 from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.pipeline.cf import history
 
 
 @pytest.fixture(scope="module")
 def data(shop):
     splits = shop.lake.read("gold", "splits")
-    train = shop.lake.read("gold", "interactions")
+    train = history(shop, "interactions")
     seen = train.select("user_idx", "item_idx")
     test = (splits.where("split = 'test' AND event_type IN ('click', 'add_to_cart', 'purchase')")
             .select("user_idx", "item_idx").distinct().join(seen, ["user_idx", "item_idx"], "left_anti"))

@@ -11,10 +11,17 @@ import pytest
 import torch
 from pyspark.sql import functions as F
 
-from recsys_spark.deep.data import held_out_examples, history, materialise, next_item_examples, with_negatives
+from recsys_spark.deep.data import (
+    held_out_examples,
+    materialise,
+    next_item_examples,
+    sequence_history,
+    with_negatives,
+)
 from recsys_spark.deep.launch import launch
 from recsys_spark.deep.loader import ShortEpochError, epoch_batches, shard_rows
 from recsys_spark.deep.train import TrainSpec
+from recsys_spark.pipeline.cf import history
 
 N_USERS, N_ITEMS, HALF = 60, 30, 15
 
@@ -36,7 +43,7 @@ def data(spark, tmp_path_factory):
     items = pairs.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n_users"))
     labelled = materialise(with_negatives(pairs, items, 2, "uniform", 7), str(root / "pairs"), 4)
     seen = pairs.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
-    val = held_out_examples(history(train_hist), target, 8).join(seen, "user_idx")
+    val = held_out_examples(sequence_history(train_hist), target, 8).join(seen, "user_idx")
     val.write.parquet(str(root / "val"))
     side = {"item_category": [0] + [1] * HALF + [2] * HALF, "item_price_level": [0] + [i % 3 for i in range(N_ITEMS)],
             "user_category": [0] + [1 if u % 2 else 2 for u in range(1, N_USERS + 1)]}
@@ -87,8 +94,10 @@ def test_two_process_horovod_training(data, tmp_path, model):
     assert Path(tmp_path, "best_model.pt").exists()
 
 
-def test_sequence_models_learn_the_planted_order(data, tmp_path):
-    results = launch(spec(data, "sasrec", tmp_path, epochs=15), "horovod_spark", 2)
+@pytest.mark.parametrize("loss", ["ce", "sampled"])
+def test_sequence_models_learn_the_planted_order(data, tmp_path, loss):
+    """Full softmax, and softmax over 8 shared negatives of 30 items (what a large catalogue uses)."""
+    results = launch(spec(data, "sasrec", tmp_path, epochs=15, loss=loss, negatives=8), "horovod_spark", 2)
     assert results[0]["best_val_ndcg"] > 0.8  # the next item is determined by the last one
 
 
@@ -111,7 +120,7 @@ def test_train_deep_stage_scores_into_gold_and_exports(shop):
     """The pipeline's train_deep stage (SASRec under horovod.spark.run) on the tiny shop."""
     lake = shop.lake
     recs = lake.read("gold", "recs").where("model = 'sasrec'")
-    seen = lake.read("gold", "interactions").select("user_idx", "item_idx")
+    seen = history(shop, "interactions").select("user_idx", "item_idx")  # train + validation
     assert recs.count() > 0 and recs.join(seen, ["user_idx", "item_idx"]).count() == 0
     assert recs.groupBy("user_idx").count().agg(F.max("count")).first()[0] == shop.cfg.cf.k
     metrics = {r["metric"]: r["value"] for r in lake.read("gold", "metrics").where("model = 'sasrec'").collect()}
@@ -121,6 +130,6 @@ def test_train_deep_stage_scores_into_gold_and_exports(shop):
     exported = Path(shop.cfg.lakehouse.root, "_models", "sasrec")
     meta = json.loads((exported / "serving.json").read_text())
     scorer = torch.jit.load(str(exported / "model.pt"))
-    history = torch.zeros(3, meta["sequence_length"], dtype=torch.long)
-    history[:, -1] = torch.tensor([1, 2, 3])
-    assert scorer(history).shape == (3, n_items + 1)
+    inputs = torch.zeros(3, meta["sequence_length"], dtype=torch.long)
+    inputs[:, -1] = torch.tensor([1, 2, 3])
+    assert scorer(inputs).shape == (3, n_items + 1)

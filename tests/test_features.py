@@ -7,7 +7,8 @@ from recsys_spark.config import load_config
 from recsys_spark.features.build import interactions, sequences
 from recsys_spark.features.idmap import extend_id_map
 
-CONF = load_config(None, overrides=["features.sequence_length=4", "features.half_life_days=10"]).features
+CONF = load_config(None, overrides=["features.sequence_length=4", "deep.max_len=4",
+                                   "features.half_life_days=10"]).features
 
 
 def test_id_map_extends_without_renumbering(spark):

@@ -1,4 +1,5 @@
 """Delta writes are atomic: a job killed mid-write leaves the previous version as the table."""
+import json
 import os
 import shutil
 import signal
@@ -6,6 +7,8 @@ import subprocess
 import sys
 import textwrap
 import time
+
+from pyspark.sql import functions as F
 
 from recsys_spark.lakehouse import Lakehouse
 from tests.conftest import tiny_config
@@ -44,8 +47,13 @@ def test_killed_write_keeps_previous_version(spark, tmp_path):
     lake = Lakehouse(spark, tiny_config(tmp_path))
     assert lake.version("gold", "t") == 0
     assert lake.count("gold", "t") == 100
-    data_files = [f for f in os.listdir(tmp_path / "lakehouse/gold/t") if f.endswith(".parquet")]
-    assert len(data_files) >= 1  # whatever the killed job left is not part of the table
+    # no second commit, and the table reads exactly the files its first commit added
+    log = tmp_path / "lakehouse/gold/t/_delta_log"
+    assert not (log / "00000000000000000001.json").exists()
+    added = {json.loads(line)["add"]["path"] for line in (log / "00000000000000000000.json").read_text().splitlines()
+             if '"add"' in line}
+    read = {os.path.basename(r[0]) for r in lake.read("gold", "t").select(F.input_file_name()).distinct().collect()}
+    assert read == added and added
 
 
 def test_merge_upserts_and_deletes_missing(spark, tmp_path):

@@ -1,12 +1,17 @@
 """End to end on a tiny synthetic shop: accounting, idempotence, a second batch, the split."""
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.features.split import leave_last_out_split
 from recsys_spark.pipeline import TABLES, run_stage
+from recsys_spark.pipeline.cf import history
+from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.runs import changed_reads, last_run
+from tests.conftest import tiny_config
 
 
 def run_all(ctx):
@@ -42,10 +47,11 @@ def test_temporal_split_has_no_leakage(ctx):
     splits = ctx.lake.read("gold", "splits")
     bounds = {r[0]: (r[1], r[2]) for r in splits.groupBy("split").agg(F.min("ts"), F.max("ts")).collect()}
     assert bounds["train"][1] <= bounds["validation"][0] and bounds["validation"][1] <= bounds["test"][0]
-    train_end = bounds["train"][1]
-    assert ctx.lake.read("gold", "interactions").agg(F.max("last_ts")).first()[0] <= train_end
-    assert ctx.lake.read("gold", "sequences").agg(F.max("last_ts")).first()[0] <= train_end
-    assert ctx.lake.read("gold", "user_features").agg(F.max("last_ts")).first()[0] <= train_end
+    # the tuning cut ends with training, the final cut with validation; nothing reads test
+    for cut, end in (("tuning", bounds["train"][1]), ("final", bounds["validation"][1])):
+        for table in ("interactions", "sequences", "user_features"):
+            assert history(ctx, table, cut).agg(F.max("last_ts")).first()[0] <= end, (table, cut)
+    assert history(ctx, "interactions", "final").agg(F.max("last_ts")).first()[0] > bounds["train"][1]
 
 
 def test_leave_last_out_holds_out_each_users_last_item(ctx):
@@ -61,13 +67,13 @@ def test_leave_last_out_holds_out_each_users_last_item(ctx):
 
 
 def test_gold_shapes(ctx):
-    seq = ctx.lake.read("gold", "sequences")
+    seq = history(ctx, "sequences")
     assert {len(r["items"]) for r in seq.collect()} == {50}
     assert seq.where(F.col("length") < 50).where(F.col("items")[0] != 0).count() == 0
-    feats = ctx.lake.read("gold", "item_features")
+    feats = history(ctx, "item_features")
     assert feats.count() == ctx.lake.count("silver", "items")
     assert feats.agg(F.max("price_level")).first()[0] == 4
-    shares = ctx.lake.read("gold", "user_features").first()["category_shares"]
+    shares = history(ctx, "user_features").first()["category_shares"]
     assert abs(sum(s["share"] for s in shares) - 1.0) < 1e-9
     assert set(ctx.lake.read("gold", "splits").columns) >= {"hour", "weekday", "season", "is_holiday"}
 
@@ -81,17 +87,22 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     models = {m for m, _ in metrics}
     assert all(0.0 < metrics[(m, "diversity_embedding")] < 2.0 for m in models)  # cosine distance, from ALS factors
     recs = ctx.lake.read("gold", "recs")
-    seen = ctx.lake.read("gold", "interactions").select("user_idx", "item_idx")
+    seen = history(ctx, "interactions").select("user_idx", "item_idx")  # train + validation
     assert recs.join(seen, ["user_idx", "item_idx"]).count() == 0
-    assert recs.groupBy("model", "user_idx").count().agg(F.max("count")).first()[0] == 10
+    # every model gives every known user exactly k items, filling from popularity
+    per_user = recs.groupBy("model", "user_idx").count()
+    assert {r[0] for r in per_user.select("count").distinct().collect()} == {10}
+    n_users = ctx.lake.count("gold", "id_map_users")
+    assert {r[1] for r in per_user.groupBy("model").count().collect()} == {n_users}
+    assert metrics[("popularity", "lists_filled")] == 0.0 and metrics[("item_knn", "lists_filled")] > 0.0
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
-    assert runs["train_als"]["gold.interactions"] == ctx.lake.version("gold", "interactions")
+    assert runs["train_als"]["gold.interactions"] == ctx.lake.identity("gold", "interactions")
     assert set(runs) == {"features", "train_als", "neighbours", "recommend", "train_deep", "evaluate"}
 
 
 def test_neighbours_share_the_planted_categories(ctx):
     """Tastes are planted per category, so similar items should mostly share one (chance: 1 in 8)."""
-    category = ctx.lake.read("gold", "item_features").select("item_idx", "category")
+    category = history(ctx, "item_features").select("item_idx", "category")
     pairs = ctx.lake.read("gold", "item_neighbours").where("rank <= 5").join(category, "item_idx").join(
         category.withColumnsRenamed({"item_idx": "neighbour_idx", "category": "neighbour_category"}), "neighbour_idx")
     same = {r["method"]: r["same"] for r in pairs.groupBy("method").agg(
@@ -125,3 +136,19 @@ def test_second_batch_flows_through_and_keeps_ids(ctx, make_ctx, tmp_path):
     assert all(after[u] == i for u, i in umap.items())
     assert sorted(after.values()) == list(range(1, len(after) + 1))
     assert later.lake.read("gold", "splits").agg(F.max("ts")).first()[0].month == 7
+
+
+@pytest.mark.parametrize("stage, override, changed", [
+    ("train_deep", "cf.k=5", "config cf.k"),  # it scores top k and early-stops on NDCG@k
+    ("train_deep", "cf.relevant_event_types=[purchase]", "config cf.relevant_event_types"),
+    ("train_deep", "deep.sasrec.blocks=3", "config deep"),
+    ("neighbours", "cf.block_size=64", "config cf.block_size"),
+    ("train_als", "cf.tune=true", "config cf.tune"),
+    ("evaluate", "cf.k=5", "config cf.k"),
+])
+def test_a_changed_setting_is_seen_by_the_stage_that_read_it(ctx, stage, override, changed):
+    root = Path(ctx.cfg.lakehouse.root).parent
+    assert changed_reads(ctx, last_run(ctx, stage)) == []
+    moved = Context(tiny_config(root, override), ctx.spark, ctx.lake, ctx.progress)
+    assert changed in changed_reads(moved, last_run(moved, stage))
+    assert changed_reads(moved, last_run(moved, "ingest" if stage == "features" else "features")) == []

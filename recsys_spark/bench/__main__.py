@@ -1,6 +1,9 @@
-"""`python -m recsys_spark.bench NAME` (what `make bench B=NAME` runs); `all` runs every one."""
+"""`python -m recsys_spark.bench NAME [--dataset NAME_OR_PATH]` (what `make bench B=NAME DATASET=...`
+runs); `all` runs every one. Benchmarks whose run() takes a dataset accept --dataset."""
 from __future__ import annotations
 
+import argparse
+import inspect
 import sys
 from importlib import import_module
 
@@ -19,14 +22,24 @@ BENCHMARKS = {
 
 
 def main(argv: list[str]) -> int:
-    names = list(BENCHMARKS) if not argv or argv[0] == "all" else argv
+    p = argparse.ArgumentParser(prog="python -m recsys_spark.bench")
+    p.add_argument("names", nargs="*", default=["all"])
+    p.add_argument("--dataset", default="", help="a conf/datasets name or a YAML path (b2)")
+    args = p.parse_args(argv)
+    names = list(BENCHMARKS) if args.names in ([], ["all"]) else args.names
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         print(f"unknown benchmark {unknown[0]!r}; benchmarks are {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
+    runs = {n: import_module(BENCHMARKS[n]).run for n in names}
+    fixed = [n for n, run in runs.items() if "dataset" not in inspect.signature(run).parameters]
+    if args.dataset and fixed:
+        print(f"benchmark {fixed[0]!r} has a fixed data set; DATASET= applies to "
+              f"{', '.join(n for n in runs if n not in fixed) or 'b2'}", file=sys.stderr)
+        return 2
     setup_logging()
-    for name in names:
-        import_module(BENCHMARKS[name]).run()
+    for run in runs.values():
+        run(**({"dataset": args.dataset} if args.dataset else {}))
     return 0
 
 

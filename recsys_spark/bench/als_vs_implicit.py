@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -82,7 +81,7 @@ def run() -> None:
 
     big = power_law_interactions(spark, 100_000, 20_000, 2_000_000)
     n_pairs = big.count()
-    p = replace(PARAMS, max_iter=10)
+    p = PARAMS.model_copy(update={"max_iter": 10})
     _, spark_s = fit_spark(big, p)
     _, _, imp_s = fit_implicit(big.toPandas(), p)
     _add(rows, timings, "power_law_100k_users", spark_s, imp_s)

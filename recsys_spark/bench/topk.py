@@ -8,7 +8,6 @@ identical top-10 lists.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from pyspark.sql import functions as F
 
@@ -27,7 +26,7 @@ def run() -> None:
     pairs = power_law_interactions(spark, N_USERS, N_ITEMS, N_PAIRS)
     n = pairs.count()
     t = time.perf_counter()
-    model = fit_als(pairs, replace(cfg.cf.als, rank=32, max_iter=3))
+    model = fit_als(pairs, cfg.cf.als.model_copy(update=dict(rank=32, max_iter=3)))
     model.userFactors.cache().count()
     model.itemFactors.cache().count()
     fit_s = time.perf_counter() - t

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import replace
 
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
@@ -37,7 +36,7 @@ def tune_als(train: DataFrame, validation: DataFrame, base: ALSConf, grid: Tunin
     seen = train.select("user_idx", "item_idx")
     tried = []
     for rank, reg, alpha, iters in itertools.product(grid.rank, grid.reg_param, grid.alpha, grid.max_iter):
-        p = replace(base, rank=rank, reg_param=reg, alpha=alpha, max_iter=iters)
+        p = base.model_copy(update=dict(rank=rank, reg_param=reg, alpha=alpha, max_iter=iters))
         model = fit_als(train, p, rating_col)
         ndcg = ranking_metrics(recommend(model, k, seen), validation, k)["ndcg"]
         log.info("[tune] rank=%d reg=%g alpha=%g iters=%d -> ndcg@%d %.4f", rank, reg, alpha, iters, k, ndcg)

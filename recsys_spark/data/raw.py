@@ -1,6 +1,8 @@
 """The raw (bronze) shape every source is mapped onto: string columns, as exported."""
 from __future__ import annotations
 
+import re
+
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -35,12 +37,55 @@ def to_raw(df: DataFrame, table: str, columns: dict[str, str] | None = None,
     return df.select(*[pick(c).alias(c) for c in RAW_COLUMNS[table]])
 
 
+EPOCH_2000 = 946684800  # the clock of files whose order is their only time: 2000-01-01 + position seconds
+
+
+def read_lines(spark: SparkSession, path: str, options: dict[str, str]) -> DataFrame:
+    """A `user item ...` text file whose line order is time order (the SASRec/BERT4Rec benchmark
+    files): columns _c0, _c1, ... split on `sep` (a regex, whitespace by default) and `_ts`, the
+    epoch second `start` + line number, so later lines are later events."""
+    sep, start = options.get("sep", r"\s+"), int(options.get("start", EPOCH_2000))
+    text = spark.read.text(path)
+    first = text.where(F.trim("value") != "").first()
+    if first is None:
+        raise ValueError(f"{path}: the file has no lines")
+    width = len(re.split(sep, first[0].strip()))
+    numbered = text.rdd.zipWithIndex().map(lambda r: (r[0][0], r[1])).toDF("value string, _line long")
+    parts = F.split(F.trim("value"), sep)
+    return numbered.where(F.trim("value") != "").select(
+        *[parts[i].alias(f"_c{i}") for i in range(width)], (F.lit(start) + F.col("_line")).cast("string").alias("_ts"))
+
+
+def read_recbole(spark: SparkSession, path: str, options: dict[str, str]) -> DataFrame:
+    """A RecBole atomic file (.inter, .item, .user): tab separated, header `name:type`; columns are
+    named without their type. With option `history` naming a token_seq column of the items before
+    the row's own `item` column (default item_id), each row becomes one row per item of the history
+    followed by the item itself, `_ts` their position after `start`: time order is list order."""
+    df = spark.read.options(sep="\t", header="true", inferSchema="false", quote="").csv(path)
+    df = df.toDF(*[c.split(":", 1)[0] for c in df.columns])
+    if "history" not in options:
+        return df
+    hist, item, start = options["history"], options.get("item", "item_id"), int(options.get("start", EPOCH_2000))
+    for col in (hist, item):
+        if col not in df.columns:
+            raise ValueError(f"{path}: option names column {col!r}, not in the file's header {df.columns}")
+    items = F.concat(F.coalesce(F.split(F.trim(hist), " +"), F.array()), F.array(item))
+    rest = [c for c in df.columns if c not in (hist, item)]
+    out = df.select(*rest, F.posexplode(F.filter(items, lambda x: x != "")).alias("_pos", item))
+    return out.select(*rest, item, (F.lit(start) + F.col("_pos")).cast("string").alias("_ts"))
+
+
 def read_file_source(spark: SparkSession, spec: FileSourceConf, table: str) -> DataFrame:
-    """Read a CSV/JSON/Parquet file through its column mapping; strings only, nothing inferred."""
-    reader = spark.read.format(spec.format).options(**spec.options)
-    if spec.format == "csv":
-        reader = reader.option("inferSchema", "false").option("mode", "PERMISSIVE")
-    df = reader.load(spec.path)
+    """Read a file through its column mapping; strings only, nothing inferred."""
+    if spec.format == "lines":
+        df = read_lines(spark, spec.path, spec.options)
+    elif spec.format == "recbole":
+        df = read_recbole(spark, spec.path, spec.options)
+    else:
+        reader = spark.read.format(spec.format).options(**spec.options)
+        if spec.format == "csv":
+            reader = reader.option("inferSchema", "false").option("mode", "PERMISSIVE")
+        df = reader.load(spec.path)
     missing = sorted(set(spec.columns.values()) - set(df.columns))
     if missing:
         raise ValueError(f"{spec.path}: column {missing[0]!r} named in the mapping for {table} is not in the "

@@ -236,7 +236,7 @@ def _plant(df: DataFrame, seed: int, rates: dict[str, float], corruptions: dict[
 
 def generate(spark: SparkSession, conf: SyntheticConf) -> dict[str, DataFrame]:
     """The three raw tables (events, items, users), bad rows included, all columns strings."""
-    rates = vars(conf.bad_rows)
+    rates = conf.bad_rows.model_dump()
     seed = conf.seed
     events = _plant(
         generate_clean_events(spark, conf), seed, rates,

@@ -42,14 +42,9 @@ def with_negatives(positives: DataFrame, items: DataFrame, n_neg: int, kind: str
             .select(F.col("user_idx").cast("int"), F.col("item_idx").cast("int"), F.col("label").cast("float")))
 
 
-def history(sequences: DataFrame, extra: DataFrame | None = None) -> DataFrame:
-    """(user_idx, items): gold.sequences without its padding, plus one more item per user from
-    `extra` (user_idx, item_idx) when given (the validation item, before scoring the test)."""
-    out = sequences.select("user_idx", F.filter("items", lambda x: x > 0).alias("items"))
-    if extra is None:
-        return out
-    return out.join(extra.select("user_idx", "item_idx"), "user_idx").select(
-        "user_idx", F.concat("items", F.array("item_idx")).alias("items"))
+def sequence_history(sequences: DataFrame) -> DataFrame:
+    """(user_idx, items): one cut of gold.sequences without its padding."""
+    return sequences.select("user_idx", F.filter("items", lambda x: x > 0).alias("items"))
 
 
 def next_item_examples(histories: DataFrame, length: int) -> DataFrame:

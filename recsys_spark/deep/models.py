@@ -9,6 +9,7 @@ so the model needs only ids at serving time.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -113,11 +114,11 @@ class SequenceModel(nn.Module):
     the dot product of a state with the item's (shared, input) embedding."""
     kind = "sequence"
 
-    def __init__(self, n_items: int, dim: int, loss: str = "ce"):
+    def __init__(self, n_items: int, dim: int, loss: str = "ce", negatives: int = 256):
         super().__init__()
-        if loss not in ("ce", "bce"):
-            raise ValueError(f"unknown loss {loss!r}; use ce (full softmax) or bce (sampled negatives)")
-        self.n_items, self.loss_kind = n_items, loss
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; losses are {', '.join(LOSSES)}")
+        self.n_items, self.loss_kind, self.negatives = n_items, loss, negatives
         self.item = nn.Embedding(n_items + 1, dim, padding_idx=0)
         nn.init.normal_(self.item.weight, std=0.05)
 
@@ -128,14 +129,25 @@ class SequenceModel(nn.Module):
         return self.encode(seq)[:, -1] @ self.item.weight.T
 
     def loss(self, batch: dict[str, torch.Tensor], generator: torch.Generator | None = None) -> torch.Tensor:
-        """ce: softmax over every item at every position (padding targets ignored); bce: the target
-        against one uniformly sampled negative per position (SASRec's original loss)."""
+        """ce: softmax over every item at every position (padding targets ignored); sampled: softmax
+        over the target and `negatives` items drawn uniformly, shared by the batch, with the logQ
+        correction (cost batch x positions x negatives, not x items: large catalogues); bce: the
+        target against one uniformly sampled negative per position (SASRec's original loss)."""
         states, targets = self.encode(batch["inputs"]), batch["targets"]
         mask = targets > 0
         if self.loss_kind == "ce":
             logits = states[mask] @ self.item.weight.T
             logits[:, 0] = float("-inf")
             return F.cross_entropy(logits, targets[mask])
+        if self.loss_kind == "sampled":
+            states, targets = states[mask], targets[mask]
+            neg = torch.randint(1, self.n_items + 1, (self.negatives,), generator=generator).to(targets.device)
+            pos_logit = (states * self.item(targets)).sum(-1, keepdim=True)
+            # each negative was drawn with probability negatives / n_items: log Q corrects its logit
+            neg_logit = states @ self.item(neg).T + math.log(self.n_items / self.negatives)
+            neg_logit = neg_logit.masked_fill(neg[None, :] == targets[:, None], float("-inf"))
+            logits = torch.cat([pos_logit, neg_logit], 1)
+            return F.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=targets.device))
         neg = torch.randint(1, self.n_items + 1, targets.shape, generator=generator).to(targets.device)
         pos_logit = (states * self.item(targets)).sum(-1)[mask]
         neg_logit = (states * self.item(neg)).sum(-1)[mask]
@@ -144,8 +156,9 @@ class SequenceModel(nn.Module):
 
 
 class GRU4Rec(SequenceModel):
-    def __init__(self, n_items: int, dim: int = 64, layers: int = 1, dropout: float = 0.1, loss: str = "ce"):
-        super().__init__(n_items, dim, loss)
+    def __init__(self, n_items: int, dim: int = 64, layers: int = 1, dropout: float = 0.1, loss: str = "ce",
+                 negatives: int = 256):
+        super().__init__(n_items, dim, loss, negatives)
         self.dropout = nn.Dropout(dropout)
         self.gru = nn.GRU(dim, dim, num_layers=layers, batch_first=True)
 
@@ -158,11 +171,11 @@ class SASRec(SequenceModel):
     2018); padding positions are masked as keys."""
 
     def __init__(self, n_items: int, max_len: int, dim: int = 64, blocks: int = 2, heads: int = 1,
-                 dropout: float = 0.2, loss: str = "ce"):
-        super().__init__(n_items, dim, loss)
+                 dropout: float = 0.2, inner_size: int = 0, loss: str = "ce", negatives: int = 256):
+        super().__init__(n_items, dim, loss, negatives)
         self.position = nn.Embedding(max_len, dim)
-        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=dim, dropout=dropout, batch_first=True,
-                                           norm_first=True)
+        layer = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=inner_size or dim, dropout=dropout,
+                                           batch_first=True, norm_first=True)
         self.blocks = nn.TransformerEncoder(layer, blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
@@ -178,16 +191,19 @@ class SASRec(SequenceModel):
 
 
 def build_model(name: str, n_users: int, n_items: int, side: SideFeatures | None, max_len: int, dim: int,
-                loss: str) -> nn.Module:
+                loss: str, negatives: int = 256, hyper: dict | None = None) -> nn.Module:
+    """hyper: per-model settings by model name (deep.sasrec, deep.gru4rec, deep.ncf in config)."""
+    own = (hyper or {}).get(name, {})
     if name == "two_tower":
         return TwoTower(n_users, n_items, side, dim)
     if name == "ncf":
-        return NeuMF(n_users, n_items, dim // 2)
+        return NeuMF(n_users, n_items, dim // 2, **({"layers": tuple(own["layers"])} if own else {}))
     if name == "gru4rec":
-        return GRU4Rec(n_items, dim, loss=loss)
+        return GRU4Rec(n_items, dim, loss=loss, negatives=negatives, **own)
     if name == "sasrec":
-        return SASRec(n_items, max_len, dim, loss=loss)
+        return SASRec(n_items, max_len, dim, loss=loss, negatives=negatives, **own)
     raise ValueError(f"unknown model {name!r}; models are two_tower, ncf, gru4rec, sasrec")
 
 
 MODELS = ("two_tower", "ncf", "gru4rec", "sasrec")
+LOSSES = ("ce", "sampled", "bce")

@@ -43,10 +43,13 @@ class TrainSpec:
     max_len: int = 50
     dim: int = 64
     loss: str = "ce"
+    negatives: int = 256              # loss "sampled": negatives shared by a batch
+    hyper: dict = field(default_factory=dict)  # per-model settings: {"sasrec": {...}, ...}
     epochs: int = 20
     batch_size: int = 256
     lr: float = 1e-3
     patience: int = 3
+    max_minutes: float = 0.0          # training time budget (0: none), checked after each epoch
     seed: int = 42
     k: int = 10
     backend: str = "horovod"          # horovod | ddp
@@ -55,7 +58,8 @@ class TrainSpec:
 
     def build(self) -> nn.Module:
         side = SideFeatures(**{k: torch.tensor(v) for k, v in self.side.items()}) if self.side else None
-        return build_model(self.model, self.n_users, self.n_items, side, self.max_len, self.dim, self.loss)
+        return build_model(self.model, self.n_users, self.n_items, side, self.max_len, self.dim, self.loss,
+                           self.negatives, self.hyper)
 
 
 class Objective(nn.Module):
@@ -215,8 +219,14 @@ def train(spec: TrainSpec) -> dict:
                          f"of {spec.batch_size}")
     validation = validation_rows(spec.validation_path, dist.rank, dist.size)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda and spec.mixed_precision)
+    trained = sum(h["seconds"] for h in state["history"])
     for epoch in range(state["epoch"], spec.epochs):
         if state["bad_epochs"] >= spec.patience:
+            break
+        if spec.max_minutes and trained > spec.max_minutes * 60:
+            if dist.rank == 0:
+                log.info("[train_deep] %s: stopping after %.0fs, the budget of %g minutes", spec.model, trained,
+                         spec.max_minutes)
             break
         start = time.perf_counter()
         torch.manual_seed(spec.seed * 1000 + epoch * 10 + dist.rank)
@@ -242,6 +252,7 @@ def train(spec: TrainSpec) -> dict:
                   "val_ndcg": float(sums[1] / sums[2]), "seconds": round(seconds, 2),
                   "samples_per_s": round(steps * spec.batch_size * dist.size / seconds, 1)}
         state["history"].append(record)
+        trained += float(dist.average(torch.tensor([seconds], dtype=torch.float64))[0])  # one clock for all ranks
         if record["val_ndcg"] > state["best"]:
             state.update(best=record["val_ndcg"], best_model=copy.deepcopy(model.state_dict()), bad_epochs=0)
         else:

@@ -97,3 +97,21 @@ def exclude_seen(recs: DataFrame, seen: DataFrame, user: str = "user_idx", item:
     """Drop seen pairs and re-rank by score (ties by item), ranks from 1."""
     w = Window.partitionBy(user).orderBy(F.desc(score), F.asc(item))
     return recs.join(seen.select(user, item), [user, item], "left_anti").withColumn("rank", F.row_number().over(w))
+
+
+def fill_to_k(recs: DataFrame, fallback: DataFrame, k: int, user: str = "user_idx", item: str = "item_idx",
+              rank: str = "rank") -> DataFrame:
+    """Every fallback user's list topped up to k: the model's own items first, in its order, then
+    fallback items it did not give (flag `filled`). A model with no candidates for a user still
+    returns k items, so no user is left without a list. fallback: (user, rank, item, score)."""
+    own = recs.select(user, rank, item, "score", F.lit(False).alias("filled"))
+    extra = (fallback.select(user, rank, item, "score").join(own.select(user, item), [user, item], "left_anti")
+             .withColumn("filled", F.lit(True)))
+    w = Window.partitionBy(user).orderBy("filled", rank, item)
+    return (own.unionByName(extra).withColumn(rank, F.row_number().over(w)).where(F.col(rank) <= k))
+
+
+def filled_share(recs: DataFrame, user: str = "user_idx") -> float:
+    """Share of lists that needed at least one fallback item."""
+    row = recs.groupBy(user).agg(F.max(F.col("filled").cast("int")).alias("f")).agg(F.avg("f")).first()
+    return float(row[0] or 0.0)

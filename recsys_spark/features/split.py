@@ -2,7 +2,8 @@
 
 temporal: one global cut; the last `test_days` are test, the `validation_days` before them
 validation. leave_last_out: per user, every event of the last item is test and of the item
-before it validation, so no (user, held-out item) pair is in training.
+before it validation, so no (user, held-out item) pair is in training. none: every event is
+training (a production run: nothing is held out, the final cut is all the data).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def leave_last_out_split(events: DataFrame) -> DataFrame:
 
 
 def make_split(events: DataFrame, conf: SplitConf) -> DataFrame:
+    if conf.kind == "none":
+        return events.withColumn("split", F.lit("train"))
     return temporal_split(events, conf) if conf.kind == "temporal" else leave_last_out_split(events)
 
 

@@ -4,7 +4,8 @@ stage built.
 train_als fits (optionally tunes) ALS on gold.interactions and writes its factors and model;
 neighbours writes similar items (from ALS factors and from co-occurrence) and similar users;
 recommend writes every model's top-K lists to gold.recs; evaluate scores every model in gold.recs
-against the held-out split into gold.metrics. Each run is recorded in gold.runs.
+against the held-out split into gold.metrics. Each run is recorded in gold.runs. Tuning reads the
+tuning cut and scores validation; every list in gold.recs comes from the final cut.
 """
 from __future__ import annotations
 
@@ -24,18 +25,33 @@ from recsys_spark.cf.neighbours import (
     user_based_recs,
 )
 from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
-from recsys_spark.config import ALSConf, NeighboursConf
-from recsys_spark.evaluation.ranking import coverage, diversity, embedding_diversity, novelty, ranking_metrics
+from recsys_spark.config import ALSConf
+from recsys_spark.evaluation.ranking import (
+    coverage,
+    diversity,
+    embedding_diversity,
+    fill_to_k,
+    filled_share,
+    novelty,
+    ranking_metrics,
+)
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once, utc_now
 
 log = logging.getLogger("recsys_spark")
 
 
+def history(ctx: Context, table: str, cut: str = "final") -> DataFrame:
+    """One cut of a gold history table (interactions, sequences, user or item features)."""
+    return ctx.lake.read("gold", table).where(F.col("cut") == cut).drop("cut")
+
+
 def held_out(ctx: Context, split: str) -> DataFrame:
-    """Relevant (user, item) pairs of a split that the user had not interacted with in training."""
+    """Relevant (user, item) pairs of a split that the user had not interacted with in the history
+    lists for it are built from: validation against the tuning cut (train), test against the
+    final cut (train + validation)."""
     splits = ctx.lake.read("gold", "splits")
-    seen = ctx.lake.read("gold", "interactions").select("user_idx", "item_idx")
+    seen = history(ctx, "interactions", "tuning" if split == "validation" else "final").select("user_idx", "item_idx")
     relevant = splits.where((F.col("split") == split) & F.col("event_type").isin(*ctx.cfg.cf.relevant_event_types))
     return relevant.select("user_idx", "item_idx").distinct().join(seen, ["user_idx", "item_idx"], "left_anti")
 
@@ -46,9 +62,7 @@ def model_path(ctx: Context, name: str) -> str:
 
 
 def train_als(ctx: Context) -> None:
-    settings = {k: v for k, v in ctx.cfg.to_dict()["cf"].items() if k in ("als", "tune", "tuning", "k")}
-    run_once(ctx, "train_als", [("gold", "interactions"), ("gold", "splits")], settings,
-             lambda run_id: _train_als(ctx, run_id))
+    run_once(ctx, "train_als", lambda run_id: _train_als(ctx, run_id))
 
 
 def als_label(p: ALSConf) -> str:
@@ -56,16 +70,19 @@ def als_label(p: ALSConf) -> str:
 
 
 def _train_als(ctx: Context, run_id: str) -> None:
+    """With cf.tune, every setting is fitted on the tuning cut and scored on validation; the pick
+    is then fitted on the final cut, whose factors every later stage uses."""
     cf = ctx.cfg.cf
-    train = ctx.lake.read("gold", "interactions")
     params = cf.als
     if cf.tune:
-        with ctx.progress.step("train_als", "tune on validation") as step:
-            params, tried = tune_als(train, held_out(ctx, "validation"), cf.als, cf.tuning, cf.k)
+        with ctx.progress.step("train_als", "tune on validation (tuning cut)") as step:
+            params, tried = tune_als(history(ctx, "interactions", "tuning"), held_out(ctx, "validation"), cf.als,
+                                     cf.tuning, cf.k)
             step.rows = len(tried)
         log.info("[train_als] best %s", als_label(params))
         append_metrics(ctx, [(run_id, als_label(p), "ndcg", cf.k, ndcg, "validation", utc_now()) for p, ndcg in tried])
-    with ctx.progress.step("train_als", "fit") as step:
+    train = history(ctx, "interactions")
+    with ctx.progress.step("train_als", "fit (final cut)") as step:
         model = fit_als(train, params)
         step.rows = train.count()
     model.write().overwrite().save(model_path(ctx, "als"))
@@ -77,20 +94,18 @@ def _train_als(ctx: Context, run_id: str) -> None:
 
 
 def neighbours(ctx: Context) -> None:
-    conf = ctx.cfg.cf.neighbours
-    run_once(ctx, "neighbours", [("gold", "interactions"), ("gold", "als_item_factors")],
-             {**ctx.cfg.to_dict()["cf"]["neighbours"], "block_size": ctx.cfg.cf.block_size},
-             lambda run_id: _neighbours(ctx, conf))
+    run_once(ctx, "neighbours", lambda run_id: _neighbours(ctx))
 
 
-def _neighbours(ctx: Context, conf: NeighboursConf) -> None:
+def _neighbours(ctx: Context) -> None:
     """gold.item_neighbours holds one list per method: 'als_cosine' (similar items) and
-    'cooccurrence' (bought together); gold.user_neighbours the users nearest in ALS space."""
-    block = ctx.cfg.cf.block_size
+    'cooccurrence' (bought together); gold.user_neighbours the users nearest in ALS space. All
+    from the final cut."""
+    conf, block = ctx.cfg.cf.neighbours, ctx.cfg.cf.block_size
     item_lists = {
         "als_cosine": lambda: factor_neighbours(ctx.lake.read("gold", "als_item_factors")
                                                 .withColumnRenamed("item_idx", "id"), "item_idx", conf.n, block),
-        "cooccurrence": lambda: cooccurrence_neighbours(ctx.lake.read("gold", "interactions"), conf),
+        "cooccurrence": lambda: cooccurrence_neighbours(history(ctx, "interactions"), conf),
     }
     for method, build in item_lists.items():
         with ctx.progress.step("neighbours", f"gold.item_neighbours method={method}") as step:
@@ -104,48 +119,61 @@ def _neighbours(ctx: Context, conf: NeighboursConf) -> None:
 
 
 def recommend(ctx: Context) -> None:
-    run_once(ctx, "recommend", [("gold", "interactions"), ("gold", "sequences"), ("gold", "als_user_factors"),
-                                ("gold", "item_neighbours"), ("gold", "user_neighbours")],
-             {"k": ctx.cfg.cf.k, "recent_days": ctx.cfg.cf.recent_days, "category_top": ctx.cfg.cf.category_top},
-             lambda run_id: _recommend(ctx, run_id))
+    run_once(ctx, "recommend", lambda run_id: _recommend(ctx, run_id))
+
+
+def write_recs(ctx: Context, stage: str, name: str, run_id: str, recs: DataFrame, fallback: DataFrame) -> None:
+    """A model's final-cut lists into gold.recs, every user's filled to k from `fallback`."""
+    with ctx.progress.step(stage, f"gold.recs model={name}") as step:
+        out = fill_to_k(recs, fallback, ctx.cfg.cf.k).select(
+            F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), F.lit("final").alias("cut"), "user_idx",
+            "rank", "item_idx", F.col("score").cast("float"), "filled")
+        ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'")
+        step.rows = ctx.lake.last_commit_metrics("gold", "recs")["numOutputRows"]
+
+
+def fallback_lists(ctx: Context, train: DataFrame) -> DataFrame:
+    """Popularity for every known user, the filler of any list with fewer than k items. Cached:
+    every model of a stage fills from it."""
+    users = ctx.lake.read("gold", "id_map_users").select("user_idx")
+    return popularity_recs(train, users, ctx.cfg.cf.k).cache()
 
 
 def _recommend(ctx: Context, run_id: str) -> None:
     cf = ctx.cfg.cf
-    train = ctx.lake.read("gold", "interactions")
+    train = history(ctx, "interactions")
     model = ALSModel.load(model_path(ctx, "als"))
     users = ctx.lake.read("gold", "id_map_users").select("user_idx")
-    items = ctx.lake.read("gold", "item_features")
+    items = history(ctx, "item_features")
     cooc = ctx.lake.read("gold", "item_neighbours").where(F.col("method") == "cooccurrence")
     since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
+    fallback = fallback_lists(ctx, train)
     models = {
         "als": lambda: als_recommend(model, cf.k, train.select("user_idx", "item_idx"), cf.block_size),
-        "popularity": lambda: popularity_recs(train, users, cf.k),
+        "popularity": lambda: fallback,
         "popularity_recent": lambda: popularity_recs(train, users, cf.k, since),
         "popularity_category": lambda: category_popularity_recs(train, items, users, cf.k, cf.category_top),
         "item_knn": lambda: item_based_recs(train, cooc.drop("method"), cf.k),
         "user_knn": lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), cf.k),
-        "transitions": lambda: transition_recs(ctx.lake.read("gold", "sequences"), train, cf.k),
+        "transitions": lambda: transition_recs(history(ctx, "sequences"), train, cf.k),
     }
     for name, build in models.items():
-        with ctx.progress.step("recommend", f"gold.recs model={name}") as step:
-            out = build().select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), "user_idx", "rank",
-                              "item_idx", F.col("score").cast("float"))
-            ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'")
-            step.rows = ctx.lake.last_commit_metrics("gold", "recs")["numOutputRows"]
+        write_recs(ctx, "recommend", name, run_id, build(), fallback)
+    fallback.unpersist()
 
 
 def evaluate(ctx: Context) -> None:
-    run_once(ctx, "evaluate", [("gold", "recs"), ("gold", "splits"), ("gold", "interactions")],
-             {"k": ctx.cfg.cf.k, "relevant": ctx.cfg.cf.relevant_event_types}, lambda run_id: _evaluate(ctx, run_id))
+    run_once(ctx, "evaluate", lambda run_id: _evaluate(ctx, run_id))
 
 
 def _evaluate(ctx: Context, run_id: str) -> None:
+    """Every model's final-cut lists against test pairs the user had not had in train + validation;
+    a test user without a list counts as a miss."""
     k = ctx.cfg.cf.k
-    recs_all = ctx.lake.read("gold", "recs")
+    recs_all = ctx.lake.read("gold", "recs").where(F.col("cut") == "final")
     truth = held_out(ctx, "test").cache()  # every model is scored against the same pairs
-    train = ctx.lake.read("gold", "interactions").cache()
-    items = ctx.lake.read("gold", "item_features")
+    train = history(ctx, "interactions").cache()
+    items = history(ctx, "item_features")
     n_items = items.count()
     factors = (ctx.lake.read("gold", "als_item_factors").cache()
                if ctx.lake.exists("gold", "als_item_factors") else None)
@@ -155,7 +183,7 @@ def _evaluate(ctx: Context, run_id: str) -> None:
             recs = recs_all.where(F.col("model") == name)
             m = ranking_metrics(recs, truth, k)
             m.update(coverage=coverage(recs, n_items, k), novelty=novelty(recs, train, k),
-                     diversity=diversity(recs, items, k))
+                     diversity=diversity(recs, items, k), lists_filled=filled_share(recs))
             if factors is not None:
                 m["diversity_embedding"] = embedding_diversity(recs, factors, k)
             rows += [(run_id, name, metric, k, float(v), "test", utc_now()) for metric, v in m.items()]

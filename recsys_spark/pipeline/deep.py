@@ -15,19 +15,19 @@ from pyspark.sql import functions as F
 
 from recsys_spark.deep.data import (
     held_out_examples,
-    history,
     last_items,
     local_path,
     materialise,
     next_item_examples,
+    sequence_history,
     with_negatives,
 )
 from recsys_spark.deep.launch import launch
 from recsys_spark.deep.score import export, item_embeddings, load_best, top_k
 from recsys_spark.deep.train import TrainSpec
-from recsys_spark.pipeline.cf import model_path
+from recsys_spark.pipeline.cf import fallback_lists, held_out, history, model_path, write_recs
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.runs import run_once, signature
+from recsys_spark.pipeline.runs import digest, run_once
 
 log = logging.getLogger("recsys_spark")
 STAGE = "train_deep"
@@ -35,11 +35,11 @@ INPUTS = [("gold", t) for t in ("interactions", "sequences", "splits", "item_fea
 SEQUENCE_MODELS = ("gru4rec", "sasrec")
 
 
-def first_held_out(splits: DataFrame, seen: DataFrame, split: str, event_types: list[str]) -> DataFrame:
-    """(user_idx, item_idx): each user's first relevant item of `split` not had in training: one
-    target per user, as next-item evaluation wants."""
-    rows = splits.where((F.col("split") == split) & F.col("event_type").isin(*event_types))
-    rows = rows.join(seen, ["user_idx", "item_idx"], "left_anti")
+def first_held_out(splits: DataFrame, targets: DataFrame) -> DataFrame:
+    """(user_idx, item_idx): of each user's held-out pairs, the one that came first: one target per
+    user, as next-item evaluation wants."""
+    first = splits.groupBy("user_idx", "item_idx").agg(F.min("ts").alias("ts"))
+    rows = targets.join(first, ["user_idx", "item_idx"])
     w = Window.partitionBy("user_idx").orderBy("ts", "item_idx")
     return rows.withColumn("_r", F.row_number().over(w)).where("_r = 1").select("user_idx", "item_idx")
 
@@ -61,26 +61,33 @@ def side_features(items: DataFrame, users: DataFrame, n_items: int, n_users: int
 
 def recs_name(model: str, loss: str) -> str:
     """The model's name in gold.recs: sequence models trained with sampled negatives say so."""
-    return f"{model}_bce" if model in SEQUENCE_MODELS and loss == "bce" else model
+    return f"{model}_{loss}" if model in SEQUENCE_MODELS and loss != "ce" else model
 
 
 def run(ctx: Context) -> None:
-    settings = ctx.cfg.to_dict()["deep"]
+    run_once(ctx, STAGE, lambda run_id: _run(ctx, run_id))
+
+
+def seen_lists(interactions: DataFrame) -> DataFrame:
+    return interactions.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+
+
+def _run(ctx: Context, run_id: str) -> None:
+    """Trains on the tuning cut, the epoch picked by validation; scores test lists from the final
+    cut: a sequence model's input ends with the user's validation item, and train + validation
+    items are excluded."""
+    conf, lake, k = ctx.cfg.deep, ctx.lake, ctx.cfg.cf.k
     # checkpoints and materialised data are keyed by the inputs' table ids too, so a rebuilt
     # lakehouse (versions from 0 again) never resumes another run's checkpoint
-    key = signature({f"{layer}.{t}": ctx.lake.identity(layer, t) for layer, t in INPUTS}, settings)
-    run_once(ctx, STAGE, INPUTS, settings, lambda run_id: _run(ctx, run_id, key))
-
-
-def _run(ctx: Context, run_id: str, key: str) -> None:
-    conf, lake, k = ctx.cfg.deep, ctx.lake, ctx.cfg.cf.k
+    key = digest([[lake.identity(layer, t) for layer, t in INPUTS], conf.model_dump(), k,
+                  ctx.cfg.cf.relevant_event_types])
     sequence = conf.model in SEQUENCE_MODELS
     name = recs_name(conf.model, conf.loss)
-    train = lake.read("gold", "interactions")
-    seen = train.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+    train = history(ctx, "interactions", "tuning")
+    seen = seen_lists(train)
     n_users = lake.read("gold", "id_map_users").agg(F.max("user_idx")).first()[0]
     n_items = lake.read("gold", "id_map_items").agg(F.max("item_idx")).first()[0]
-    histories = history(lake.read("gold", "sequences"))
+    histories = sequence_history(history(ctx, "sequences", "tuning"))
     cache = (conf.cache_dir or f"{ctx.cfg.lakehouse.root}/_petastorm").rstrip("/") + f"/{key}"
     files = conf.num_proc * conf.files_per_proc
 
@@ -88,23 +95,25 @@ def _run(ctx: Context, run_id: str, key: str) -> None:
         if sequence:
             data, fields = next_item_examples(histories, conf.max_len), ["inputs", "targets"]
         else:
-            data = with_negatives(train, lake.read("gold", "item_features").select("item_idx", "n_users"),
+            data = with_negatives(train, history(ctx, "item_features", "tuning").select("item_idx", "n_users"),
                                   conf.negatives, conf.negative_sampling, conf.seed)
             fields = ["user_idx", "item_idx", "label"]
         step.rows = materialise(data, f"{cache}/train", files)
     with ctx.progress.step(STAGE, "validation targets") as step:
-        targets = first_held_out(lake.read("gold", "splits"), train.select("user_idx", "item_idx"), "validation",
-                                 ctx.cfg.cf.relevant_event_types)
+        targets = held_out(ctx, "validation")
+        targets = first_held_out(lake.read("gold", "splits"), targets)
         validation = held_out_examples(histories, targets, conf.max_len).join(seen, "user_idx")
         step.rows = materialise(validation, f"{cache}/validation", conf.num_proc)
 
     checkpoints = local_path(f"{ctx.cfg.lakehouse.checkpoint_dir.rstrip('/')}/deep/{name}-{key}")
     spec = TrainSpec(model=conf.model, n_users=n_users, n_items=n_items, train_path=local_path(f"{cache}/train"),
                      fields=fields, validation_path=local_path(f"{cache}/validation"), checkpoint_dir=checkpoints,
-                     side=side_features(lake.read("gold", "item_features"), lake.read("gold", "user_features"),
-                                        n_items, n_users),
-                     max_len=conf.max_len, dim=conf.dim, loss=conf.loss, epochs=conf.epochs,
-                     batch_size=conf.batch_size, lr=conf.lr, patience=conf.patience, seed=conf.seed, k=k,
+                     side=side_features(history(ctx, "item_features", "tuning"),
+                                        history(ctx, "user_features", "tuning"), n_items, n_users),
+                     max_len=conf.max_len, dim=conf.dim, loss=conf.loss, negatives=conf.sampled_negatives,
+                     hyper=conf.model_dump(include={"sasrec", "gru4rec", "ncf"}), epochs=conf.epochs,
+                     batch_size=conf.batch_size, lr=conf.lr, patience=conf.patience, max_minutes=conf.max_minutes,
+                     seed=conf.seed, k=k,
                      workers=conf.workers, mixed_precision=conf.mixed_precision)
     with ctx.progress.step(STAGE, f"train {name} ({conf.launcher}, {conf.num_proc} processes)") as step:
         results = launch(spec, conf.launcher, conf.num_proc, conf.use_gpu)
@@ -113,14 +122,13 @@ def _run(ctx: Context, run_id: str, key: str) -> None:
              len(results[0]["history"]))
 
     model = load_best(spec)
-    with ctx.progress.step(STAGE, f"gold.recs model={name}") as step:
-        users = lake.read("gold", "id_map_users").select("user_idx").join(seen, "user_idx")
-        if sequence:
-            users = users.join(last_items(histories, conf.max_len), "user_idx")
-        recs = top_k(spec, model, users, k).select(F.lit(name).alias("model"), F.lit(run_id).alias("run_id"),
-                                                    "user_idx", "rank", "item_idx", "score")
-        lake.overwrite(recs, "gold", "recs", replace_where=f"model = '{name}'")
-        step.rows = lake.last_commit_metrics("gold", "recs")["numOutputRows"]
+    final = history(ctx, "interactions")
+    users = lake.read("gold", "id_map_users").select("user_idx").join(seen_lists(final), "user_idx")
+    if sequence:
+        users = users.join(last_items(sequence_history(history(ctx, "sequences")), conf.max_len), "user_idx")
+    fallback = fallback_lists(ctx, final)
+    write_recs(ctx, STAGE, name, run_id, top_k(spec, model, users, k), fallback)
+    fallback.unpersist()
     with ctx.progress.step(STAGE, "gold.deep_item_embeddings") as step:
         vectors = item_embeddings(model)
         rows = [(name, i, v.tolist()) for i, v in enumerate(vectors) if i > 0]

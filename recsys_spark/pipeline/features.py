@@ -1,9 +1,14 @@
 """features: silver -> gold id maps, splits, interactions, user/item features, sequences.
 
-The split is made first, on events; every feature after it reads training events only.
+The split is made first, on events. Every history table is then built twice, one row set per
+cut (column `cut`): 'tuning' from train events only (what validation scores), 'final' from
+train + validation (what test scores, and what a production run with no test serves).
 """
 from __future__ import annotations
 
+from functools import reduce
+
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark.features.build import interactions, item_features, sequences, user_features, with_context
@@ -32,9 +37,17 @@ def write(ctx: Context, df, table: str, keys: list[str]) -> None:
         step.rows = ctx.lake.count("gold", table)
 
 
+CUTS = {"tuning": ["train"], "final": ["train", "validation"]}
+
+
 def run(ctx: Context) -> None:
-    inputs = [("silver", t) for t in ("events", "items", "users")]
-    run_once(ctx, STAGE, inputs, ctx.cfg.to_dict()["features"], lambda run_id: build(ctx))
+    run_once(ctx, STAGE, lambda run_id: build(ctx))
+
+
+def by_cut(frames: dict[str, DataFrame]) -> DataFrame:
+    """One table from one frame per cut, the cut a column."""
+    tables = [df.select(F.lit(cut).alias("cut"), "*") for cut, df in frames.items()]
+    return reduce(DataFrame.unionByName, tables)
 
 
 def build(ctx: Context) -> None:
@@ -55,16 +68,19 @@ def build(ctx: Context) -> None:
         "query", "hour", "weekday", "season", "is_holiday", "split")
     write(ctx, split, "splits", ["_key"])
 
-    train = lake.read("gold", "splits").where(F.col("split") == "train")
-    end = train.agg(F.max("ts")).first()[0]
+    splits = lake.read("gold", "splits")
+    history = {cut: splits.where(F.col("split").isin(*parts)) for cut, parts in CUTS.items()}
+    end = {cut: df.agg(F.max("ts")).first()[0] for cut, df in history.items()}
     item_rows = items.join(imap.select("item_id", "item_idx"), "item_id").drop("_key", "_batch_id", "_source",
                                                                                "_ingested_at")
-    write(ctx, interactions(train, conf, end), "interactions", ["user_idx", "item_idx"])
-    feats = item_features(train, item_rows, conf, end)
-    write(ctx, feats, "item_features", ["item_idx"])
+    write(ctx, by_cut({c: interactions(h, conf, end[c]) for c, h in history.items()}), "interactions",
+          ["cut", "user_idx", "item_idx"])
+    write(ctx, by_cut({c: item_features(h, item_rows, conf, end[c]) for c, h in history.items()}), "item_features",
+          ["cut", "item_idx"])
     user_rows = (umap.select("user_id", "user_idx") if users is None else
                  users.select("user_id", "age_band", "gender", "region").join(umap, "user_id"))
     user_rows = user_rows.drop("added_at")
-    write(ctx, user_features(train, user_rows, lake.read("gold", "item_features"), conf, end),
-          "user_features", ["user_idx"])
-    write(ctx, sequences(train, conf), "sequences", ["user_idx"])
+    item_feats = lake.read("gold", "item_features")
+    write(ctx, by_cut({c: user_features(h, user_rows, item_feats.where(F.col("cut") == c).drop("cut"), conf, end[c])
+                       for c, h in history.items()}), "user_features", ["cut", "user_idx"])
+    write(ctx, by_cut({c: sequences(h, conf) for c, h in history.items()}), "sequences", ["cut", "user_idx"])

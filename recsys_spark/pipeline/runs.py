@@ -1,17 +1,31 @@
-"""gold.runs: what each stage run read (Delta versions) and with which config, so a run can be
-reproduced by time travel, and a stage whose inputs and settings are unchanged can skip."""
+"""gold.runs: what each stage run read (Delta table ids and versions, config values), so a run can
+be reproduced by time travel, and a stage whose reads are all unchanged can skip.
+
+Nothing is declared by hand: while a stage runs, the Lakehouse records every table it reads and
+the config is wrapped so that every value the stage reads is recorded with its dotted key. The
+next run of the stage compares those same reads with what they are now.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
 from pyspark.sql import functions as F
 
+from recsys_spark.config import Config
 from recsys_spark.pipeline.context import Context
+
+log = logging.getLogger("recsys_spark")
+
+SCHEMA = ("run_id string, stage string, inputs string, config_read string, config string, "
+          "started_at timestamp, finished_at timestamp")
+MISSING = "<missing>"
 
 
 def utc_now() -> datetime:
@@ -19,47 +33,95 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-log = logging.getLogger("recsys_spark")
-
-SCHEMA = ("run_id string, stage string, signature string, inputs string, config string, "
-          "started_at timestamp, finished_at timestamp")
+def _restore(obj: Any) -> Any:
+    return obj
 
 
-def input_versions(ctx: Context, tables: list[tuple[str, str]]) -> dict[str, int | None]:
-    return {f"{layer}.{t}": ctx.lake.version(layer, t) for layer, t in tables}
+class ConfigReads:
+    """A read-only view of a config section that records each value read, by dotted key. Whole
+    sections handed to code that dumps or pickles them are recorded whole."""
+
+    def __init__(self, obj: BaseModel, path: str, reads: dict[str, Any]):
+        object.__setattr__(self, "_obj", obj)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_reads", reads)
+
+    def _record(self, path: str, value: Any) -> None:
+        self._reads[path] = to_jsonable_python(value)
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._obj, name)
+        path = f"{self._path}.{name}" if self._path else name
+        if isinstance(value, BaseModel):
+            return ConfigReads(value, path, self._reads)
+        if callable(value):  # model_dump, model_copy, to_dict...: the whole section is used
+            self._record(self._path or "*", self._obj)
+            return value
+        self._record(path, value)
+        return value
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("the config is read-only while a stage runs")
+
+    def __reduce__(self):
+        """Pickled (to a Spark task or a training process) as the plain section, recorded whole."""
+        self._record(self._path or "*", self._obj)
+        return _restore, (self._obj,)
 
 
-def signature(inputs: dict, settings: dict) -> str:
-    return hashlib.sha256(json.dumps({"inputs": inputs, "settings": settings}, sort_keys=True,
-                                     default=str).encode()).hexdigest()[:16]
+def digest(obj: Any) -> str:
+    """A short stable hash of JSON-able data: names checkpoints and caches by what made them."""
+    return hashlib.sha256(json.dumps(to_jsonable_python(obj), sort_keys=True).encode()).hexdigest()[:16]
 
 
-def last_run_with(ctx: Context, stage: str, sig: str) -> str | None:
-    """The id of the newest run of `stage` with this signature, if any."""
+def current_value(cfg: Config, path: str) -> Any:
+    obj: Any = cfg
+    if path != "*":
+        for part in path.split("."):
+            if not hasattr(obj, part):
+                return MISSING
+            obj = getattr(obj, part)
+    return to_jsonable_python(obj)
+
+
+def last_run(ctx: Context, stage: str) -> dict | None:
+    """The newest finished run of `stage` (gold.runs row as a dict), if any."""
     if not ctx.lake.exists("gold", "runs"):
         return None
-    hit = (ctx.lake.read("gold", "runs").where((F.col("stage") == stage) & (F.col("signature") == sig))
-           .orderBy(F.desc("finished_at")).select("run_id").first())
-    return hit[0] if hit else None
+    row = (ctx.lake.read("gold", "runs").where(F.col("stage") == stage).orderBy(F.desc("finished_at"))
+           .select("run_id", "inputs", "config_read").first())
+    return row.asDict() if row else None
 
 
-def record_run(ctx: Context, run_id: str, stage: str, sig: str, inputs: dict, started: datetime) -> None:
-    row = (run_id, stage, sig, json.dumps(inputs, sort_keys=True), json.dumps(ctx.cfg.to_dict(), sort_keys=True),
-           started, utc_now())
+def changed_reads(ctx: Context, run: dict) -> list[str]:
+    """What the run read that is different now: table identities and config values, by name."""
+    tables, config = json.loads(run["inputs"]), json.loads(run["config_read"])
+    out = [f"table {name}" for name, ident in tables.items() if ctx.lake.identity(*name.split(".")) != ident]
+    out += [f"config {key}" for key, value in config.items() if current_value(ctx.cfg, key) != value]
+    return out
+
+
+def run_once(ctx: Context, stage: str, body) -> None:
+    """Run `body(run_id)` unless the stage's last finished run read exactly what it would read now;
+    record the run only once it has succeeded, so a killed run is simply redone."""
+    previous = last_run(ctx, stage)
+    if previous:
+        changed = changed_reads(ctx, previous)
+        if not changed:
+            log.info("[%s] nothing it read has changed since run %s: nothing to do", stage, previous["run_id"])
+            return
+        log.info("[%s] changed since run %s: %s", stage, previous["run_id"], ", ".join(changed[:5]))
+    started, run_id, cfg = utc_now(), uuid.uuid4().hex[:12], ctx.cfg
+    config_reads: dict[str, Any] = {}
+    ctx.cfg = ConfigReads(cfg, "", config_reads)
+    ctx.lake.start_recording()
+    try:
+        body(run_id)
+    finally:
+        ctx.cfg = cfg
+        read = ctx.lake.stop_recording()
+    # identities after the run: a table the stage both reads and writes counts as it left it
+    tables = {name: ctx.lake.identity(*name.split(".")) for name in sorted(read)}
+    row = (run_id, stage, json.dumps(tables, sort_keys=True), json.dumps(config_reads, sort_keys=True),
+           json.dumps(cfg.to_dict(), sort_keys=True), started, utc_now())
     ctx.lake.append(ctx.spark.createDataFrame([row], SCHEMA), "gold", "runs")
-
-
-def run_once(ctx: Context, stage: str, inputs: list[tuple[str, str]], settings: dict,
-             body: Callable[[str], None]) -> None:
-    """Run `body(run_id)` unless a finished run of `stage` read the same table versions with the
-    same settings; record the run only once it has succeeded, so a killed run is simply redone."""
-    started = utc_now()
-    versions = input_versions(ctx, inputs)
-    sig = signature(versions, settings)
-    done = last_run_with(ctx, stage, sig)
-    if done:
-        log.info("[%s] inputs %s and settings unchanged since run %s: nothing to do", stage, versions, done)
-        return
-    run_id = uuid.uuid4().hex[:12]
-    body(run_id)
-    record_run(ctx, run_id, stage, sig, versions, started)

@@ -59,7 +59,7 @@ def range_checks(conf: QualityConf) -> dict[str, Column]:
     now = F.current_timestamp()
     return {
         "timestamp_out_of_range": (F.col("_t_ts") < F.to_timestamp(F.lit(conf.min_timestamp)))
-        | (F.col("_t_ts") > now + F.make_dt_interval(F.lit(int(conf.max_future_days)))),
+        | (F.col("_t_ts") > now + F.make_dt_interval(F.lit(conf.max_future_days))),
         "out_of_range:price": F.col("_t_price") < 0,
         "out_of_range:quantity": (F.col("_t_quantity") < 1) | (F.col("_t_quantity") > conf.max_quantity),
         "out_of_range:rating": (F.col("_t_rating") < conf.rating_min) | (F.col("_t_rating") > conf.rating_max),
