@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -39,8 +40,8 @@ PUBLISHED = [("published:ml1m_sasrec_bce", 0.2500, 0.1341), ("published:ml1m_sas
 
 
 def batch_size(n_sequences: int) -> int:
-    """About 200 steps an epoch over 2 processes, within [32, 256]: small sets still take enough
-    steps, large ones use the cores."""
+    """n_sequences / 200 per process, within [32, 256]: small sets still take enough steps, large
+    ones use the cores."""
     return min(256, max(32, n_sequences // 400 * 2))
 
 
@@ -99,21 +100,25 @@ def run(dataset: str = "movielens100k") -> None:
     if dataset == "movielens100k":
         for name, hr, ndcg in PUBLISHED:
             rows += [row(name, "hit_rate", hr, K, source="published"), row(name, "ndcg", ndcg, K, source="published")]
-    write_report("b2", "B2: leave-one-out per user in time order (last item test, the one before validation); "
+    path = write_report("b2", "B2: leave-one-out per user in time order (last item test, the one before validation); "
                  "validation picks ALS's setting and each deep model's epoch; test lists from train + validation "
                  "(sequences end with the validation item, ALS and neighbours refit), all items ranked, the "
                  "user's train + validation items removed, top 10; HR@10 and NDCG@10 over all test users",
                  f"{dataset} ({sizes['events']:,} events, {sizes['users']:,} users, {sizes['items']:,} items, "
                  f"{n_test:,} test users)", rows, timings,
-                 notes=[f"Deep models: {DEEP}, batch {batch} per process (about 200 steps an epoch), 2 Horovod "
+                 notes=[f"Deep models: {DEEP}, batch {batch} per process (sequences / 200 within [32, 256]), 2 Horovod "
                         f"processes (gloo, CPU); early stopping on validation NDCG@10; seeds {SEEDS} "
                         "(B2_SEEDS=1,2,3 for more); each model trains for at most 15 minutes (then the best "
                         "epoch so far is kept). sasrec is full softmax; *_sampled softmax over "
                         f"{DEEP['deep.sampled_negatives']} shared uniform negatives with logQ correction.",
                         "train_seconds include data preparation and scoring; best_epoch is the epoch validation "
                         "picked, seconds_to_best the training time up to it.",
-                        "'published:' rows are MovieLens-1M under the same protocol (Klenitskiy & Vasilev 2023; "
-                        "RecBole): another data set, shown for scale only."])
+                        *(["'published:' rows are MovieLens-1M under the same protocol (Klenitskiy & Vasilev "
+                           "2023; RecBole): another data set, shown for scale only."] if dataset == "movielens100k"
+                          else [])])
+    # reports/b2.* is the latest run; a copy per data set keeps each one's table
+    for suffix in (".json", ".md"):
+        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"b2-{Path(dataset).stem}{suffix}"))
 
 
 def history_of(ctx: Context, name: str) -> dict:
