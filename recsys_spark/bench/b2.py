@@ -48,8 +48,9 @@ def batch_size(n_sequences: int) -> int:
 def run(dataset: str = "movielens100k") -> None:
     rows, timings, scores = [], {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-b2-") as root:
-        cfg = load_config(None, dataset, [f"lakehouse.root={root}", f"lakehouse.checkpoint_dir={root}/ckpt",
-                                          "features.split.kind=leave_last_out", *CF])
+        base = [f"lakehouse.root={root}", f"lakehouse.checkpoint_dir={root}/ckpt", "features.split.kind=leave_last_out",
+                *CF]
+        cfg = load_config(None, dataset, base)
         if cfg.features.sequence_length < DEEP["deep.max_len"]:
             raise SystemExit(f"b2 needs features.sequence_length >= {DEEP['deep.max_len']} in {dataset}")
         ctx = Context.create(cfg)
@@ -75,10 +76,7 @@ def run(dataset: str = "movielens100k") -> None:
             for seed in SEEDS:
                 settings = {**DEEP, "deep.batch_size": batch, **extra, "deep.model": model, "deep.loss": loss,
                             "deep.seed": seed}
-                ctx.cfg = load_config(None, dataset, [f"lakehouse.root={root}",
-                                                      f"lakehouse.checkpoint_dir={root}/ckpt",
-                                                      "features.split.kind=leave_last_out", *CF,
-                                                      *[f"{k}={v}" for k, v in settings.items()]])
+                ctx.cfg = load_config(None, dataset, [*base, *[f"{k}={v}" for k, v in settings.items()]])
                 name = recs_name(model, loss)
                 seconds = run_stage(ctx, "train_deep")
                 timings[f"train_deep/{name}/seed{seed}"] = round(seconds, 1)
