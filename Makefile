@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "pip>=24" "setuptools>=77" wheel
-	$(PIP) install -q -e ".[deep,dev,bench]"
+	$(PIP) install -q -e ".[deep,search,dev,bench]"
 	$(PIP) install -q --no-deps petastorm==0.13.1
 	$(PIP) install -q --no-deps $(HOROVOD_WHEEL)
 	$(PY) -m recsys_spark.spark --write-defaults

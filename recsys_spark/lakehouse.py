@@ -20,6 +20,7 @@ class Lakehouse:
         self.spark = spark
         self.root = cfg.lakehouse.root.rstrip("/")
         self.by_name = cfg.runtime == "databricks"
+        self.models_dir = (cfg.lakehouse.models_dir or f"{self.root}/_models").rstrip("/")
         self._reads: set[str] | None = None
 
     def start_recording(self) -> None:
@@ -30,6 +31,10 @@ class Lakehouse:
     def stop_recording(self) -> set[str]:
         reads, self._reads = self._reads or set(), None
         return reads
+
+    def model_path(self, name: str) -> str:
+        """Where a saved model lives (models are files, not tables)."""
+        return f"{self.models_dir}/{name}"
 
     def ref(self, layer: str, table: str) -> str:
         if layer not in LAYERS:

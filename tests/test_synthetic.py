@@ -3,7 +3,14 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.config import load_config
-from recsys_spark.data.synthetic import generate, generate_clean_events, user_tastes, vocabulary
+from recsys_spark.data.synthetic import (
+    NOUN_SYNONYMS,
+    SYNONYMS,
+    generate,
+    generate_clean_events,
+    user_tastes,
+    vocabulary,
+)
 
 OVERRIDES = ["source.synthetic.n_events=12000", "source.synthetic.n_users=300", "source.synthetic.n_items=400",
              "source.synthetic.n_categories=8"]
@@ -62,12 +69,23 @@ def test_popularity_is_heavy_tailed(clean):
     assert top / sum(views) > 0.3  # top 10% of items take over 30% of views
 
 
-def test_search_queries_come_from_the_clicked_items_title(spark, conf, clean):
-    items = generate(spark, conf)["items"].select("item_id", "title").distinct()
+def test_search_queries_come_from_the_wanted_items_text(spark, conf, clean):
+    """Every query word is a word of the item's title or category, its synonym, or one of them
+    with one letter dropped; every kind of query occurs."""
+    items = generate(spark, conf)["items"].select("item_id", "title", "category").distinct()
     searches = clean.where("event_type = 'search'").join(items, "item_id").collect()
-    assert searches
-    for row in searches[:200]:
-        assert set(row["query"].split()) <= set(row["title"].lower().split())
+    synonyms = {**SYNONYMS, **NOUN_SYNONYMS}
+    kinds = set()
+    for row in searches:
+        title = row["title"].lower().split()
+        words = set(title) | {synonyms[w] for w in title if w in synonyms} | {row["category"]}
+        typos = {w[:i] + w[i + 1:] for w in words for i in range(1, len(w))}
+        query = row["query"].split()
+        assert len(query) == 2 and set(query) <= words | typos, (row["query"], title)
+        kinds.add("specific" if query[0] == title[2] else "generic" if query[0] == title[1]
+                  else "synonyms" if query[0] == SYNONYMS[title[1]] else "category")
+    assert kinds == {"specific", "generic", "synonyms", "category"}
+    assert sum(not set(r["query"].split()) <= set(r["title"].lower().split()) | {r["category"]} for r in searches)
 
 
 def test_weekends_are_busier(clean):

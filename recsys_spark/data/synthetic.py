@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 from datetime import date, timedelta
+from itertools import accumulate
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -23,7 +24,21 @@ CATEGORIES = [
     "electronics", "books", "kitchen", "garden", "toys", "fashion", "sports", "beauty", "music",
     "office", "pets", "tools", "grocery", "baby", "auto", "games", "health", "home", "outdoor", "art",
 ]
-ADJECTIVES = ["classic", "premium", "compact", "deluxe", "eco", "smart", "vintage", "pro", "mini", "ultra"]
+# Adjectives and product nouns are shared by every category, each with a synonym a shopper may
+# type instead: the words lexical search misses and a sentence-embedding model can still match.
+SYNONYMS = {
+    "classic": "traditional", "premium": "luxury", "compact": "small", "deluxe": "fancy", "eco": "green",
+    "smart": "intelligent", "vintage": "retro", "pro": "professional", "mini": "tiny", "ultra": "extreme",
+}
+ADJECTIVES = list(SYNONYMS)
+NOUN_SYNONYMS = {
+    "lamp": "light", "bag": "sack", "box": "container", "mat": "rug", "bottle": "flask", "chair": "seat",
+    "cup": "mug", "jacket": "coat", "shoes": "sneakers", "clock": "watch",
+}
+NOUNS = list(NOUN_SYNONYMS)
+# A search session's query, built from the wanted item's title: the share of each kind, in order.
+QUERY_KINDS = {"specific": 0.35, "generic": 0.3, "synonyms": 0.2, "category": 0.15}
+TYPO_RATE = 0.2          # queries with one letter dropped from a word of five letters or more
 AGE_BANDS = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
 REGIONS = ["north", "south", "east", "west", "central"]
 FUNNEL = ["view", "click", "add_to_cart", "purchase", "rating"]
@@ -131,7 +146,8 @@ def generate_items(spark: SparkSession, conf: SyntheticConf) -> DataFrame:
     brand = F.format_string("brand%02d_%d", cat, (_u(seed, "brand", iid) * 6).cast("int"))
     return spark.range(conf.n_items).select(
         F.format_string("i%06d", iid).alias("item_id"),
-        F.concat_ws(" ", brand, _pick(ADJECTIVES, _u(seed, "adj", iid)), word("t1"), word("t2")).alias("title"),
+        F.concat_ws(" ", brand, _pick(ADJECTIVES, _u(seed, "adj", iid)), word("t1"), word("t2"),
+                    _pick(NOUNS, _u(seed, "noun", iid))).alias("title"),
         F.concat_ws(" ", *[word(f"d{k}") for k in range(6)],
                     _pick(ADJECTIVES, _u(seed, "adj2", iid))).alias("description"),
         F.element_at(F.array(*[F.lit(w[0]) for w in vocab]), cat + 1).alias("category"),
@@ -156,7 +172,7 @@ def generate_clean_events(spark: SparkSession, conf: SyntheticConf) -> DataFrame
     hours = _slots([0.2, 0.1, 0.1, 0.1, 0.2, 0.4, 0.8, 1.2, 1.5, 1.6, 1.6, 1.7, 1.9, 1.8, 1.6, 1.5,
                     1.5, 1.7, 2.0, 2.4, 2.6, 2.2, 1.4, 0.7], 256)
     users = generate_users(spark, conf).select("user_id", "fav", "second")
-    items = generate_items(spark, conf).select("item_id", "title", "price")
+    items = generate_items(spark, conf).select("item_id", "title", "category", "price")
     sid = F.col("session")
     sessions = spark.range(n_sessions).withColumnRenamed("id", "session").select(
         sid,
@@ -215,11 +231,33 @@ def generate_clean_events(spark: SparkSession, conf: SyntheticConf) -> DataFrame
         F.lit(None).cast("string").alias("quantity"),
         F.lit(None).cast("string").alias("price"),
         F.lit(None).cast("string").alias("rating"),
-        F.lower(F.concat_ws(" ", F.slice(F.split("title", " "), 3, 2))).alias("query"),
+        search_query(seed, F.col("title"), F.col("category"), sid).alias("query"),
         F.lit(None).cast("string").alias("review"),
         sid.alias("_session"), F.lit(-1).alias("_pos"), F.lit(0).alias("_step"),
     )
     return events.unionByName(searches)
+
+
+def search_query(seed: int, title: Column, category: Column, session: Column) -> Column:
+    """What a shopper types for the title's item (brand adjective word word noun): its two rare
+    words, its adjective and noun (which match items of every category, so the shopper's tastes
+    decide), their synonyms, or its category and noun; some with a typo."""
+    words = F.split(title, " ")
+    adj, w1, w2, noun = (F.element_at(words, i) for i in (2, 3, 4, 5))
+
+    def syn(table: dict[str, str], w: Column) -> Column:
+        return F.element_at(F.create_map(*[F.lit(x) for kv in table.items() for x in kv]), w)
+
+    u = _u(seed, "query", session)
+    bounds = list(accumulate(QUERY_KINDS.values()))
+    first = (F.when(u < bounds[0], w1).when(u < bounds[1], adj).when(u < bounds[2], syn(SYNONYMS, adj))
+             .otherwise(category))
+    second = F.when(u < bounds[0], w2).when(u < bounds[2], F.when(u < bounds[1], noun)
+                                                                .otherwise(syn(NOUN_SYNONYMS, noun))).otherwise(noun)
+    at = (2 + _u(seed, "typo_at", session) * (F.length(second) - 1)).cast("int")  # 2..len
+    typo = F.concat(second.substr(F.lit(1), at - 1), second.substr(at + 1, F.length(second)))
+    second = F.when((_u(seed, "typo", session) < TYPO_RATE) & (F.length(second) >= 5), typo).otherwise(second)
+    return F.lower(F.concat_ws(" ", first, second))
 
 
 def _plant(df: DataFrame, seed: int, rates: dict[str, float], corruptions: dict[str, dict[str, Column]],

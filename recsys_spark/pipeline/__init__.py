@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
-from recsys_spark.pipeline import cf, deep, features, ingest, quality
+from recsys_spark.pipeline import cf, deep, features, ingest, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -17,9 +17,11 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "ingest": ingest.run,
     "quality": quality.run,
     "features": features.run,
+    "search_index": search.search_index,
     "train_als": cf.train_als,
     "neighbours": cf.neighbours,
     "recommend": cf.recommend,
+    "train_ranker": search.train_ranker,
     "train_deep": deep.run,
     "evaluate": cf.evaluate,
 }
@@ -30,7 +32,8 @@ TABLES = {
     "quarantine": ["events", "items", "users"],
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
              "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
-             "deep_item_embeddings", "metrics", "runs"],
+             "deep_item_embeddings", "item_text", "search_postings", "search_fields", "search_vocabulary",
+             "search_terms", "item_text_embeddings", "metrics", "runs"],
 }
 
 

@@ -57,8 +57,7 @@ def held_out(ctx: Context, split: str) -> DataFrame:
 
 
 def model_path(ctx: Context, name: str) -> str:
-    base = ctx.cfg.lakehouse.models_dir or f"{ctx.cfg.lakehouse.root}/_models"
-    return f"{base.rstrip('/')}/{name}"
+    return ctx.lake.model_path(name)
 
 
 def train_als(ctx: Context) -> None:

@@ -1,0 +1,324 @@
+"""The query path: the latest index in memory, a query answered in milliseconds.
+
+BM25F: each query term's impact on every item is precomputed at load as a sparse term x item
+matrix from the index's counts, so a query is a sum of a few sparse rows. Vectors: one matrix
+product with the unit-length item embeddings (exact cosine). Hybrid fuses the two lists;
+personalised re-orders the hybrid candidates with the learned ranker when the user is known.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from recsys_spark.config import SearchConf
+from recsys_spark.search.text import stem, words
+
+log = logging.getLogger("recsys_spark")
+
+MODES = ("bm25", "vector", "hybrid", "personalised")
+FILTERS = ("category", "brand", "min_price", "max_price", "in_stock")
+
+
+class SearchError(ValueError):
+    """A query or filter the Searcher cannot answer, with what is wrong with it."""
+
+
+@dataclass
+class Hit:
+    rank: int
+    item_idx: int
+    item_id: str
+    title: str
+    score: float
+    why: str
+
+
+@dataclass
+class Result:
+    query: str
+    terms: list[str]                        # the analysed query, after typo correction
+    corrected: dict[str, str]               # misspelt word -> the word searched instead
+    mode: str                               # the mode that answered (personalised falls back to hybrid)
+    hits: list[Hit]
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+def bm25_impacts(tf: dict[str, sparse.csr_matrix], lengths: dict[str, np.ndarray], weights: dict[str, float],
+                 idf: np.ndarray, k1: float, b: float) -> sparse.csr_matrix:
+    """BM25F: term frequencies are length-normalised per field and weighted, then saturated once:
+    impact = idf * wtf / (wtf + k1), wtf = sum_f w_f * tf_f / (1 - b + b * len_f / avglen_f)."""
+    wtf = None
+    for name, w in weights.items():
+        length = lengths[name].astype(np.float64)
+        avg = length.mean() if length.size and length.mean() > 0 else 1.0
+        norm = sparse.diags(w / (1.0 - b + b * length / avg))
+        part = tf[name].astype(np.float64) @ norm
+        wtf = part if wtf is None else wtf + part
+    wtf = sparse.csr_matrix(wtf)
+    rows = np.repeat(np.arange(wtf.shape[0]), np.diff(wtf.indptr))
+    wtf.data = idf[rows] * wtf.data / (wtf.data + k1)
+    return wtf.astype(np.float32)
+
+
+def top(scores: np.ndarray, n: int, positive: bool = True) -> np.ndarray:
+    """Positions of the n best scores (positive ones only, or finite ones), best first, ties by
+    position."""
+    candidates = np.flatnonzero(scores > 0 if positive else np.isfinite(scores))
+    if candidates.size > n:
+        keep = np.argpartition(-scores[candidates], n - 1)[:n]
+        candidates = candidates[keep]
+    return candidates[np.lexsort((candidates, -scores[candidates]))]
+
+
+def rrf(lists: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion: sum of 1 / (k + rank) over the lists an item is in; ties by item."""
+    fused: dict[int, float] = {}
+    for ranked in lists:
+        for rank, item in enumerate(ranked.tolist(), start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    items = np.fromiter(fused, dtype=np.int64, count=len(fused))
+    scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
+    order = np.lexsort((items, -scores))
+    return items[order], scores[order]
+
+
+def minmax(x: np.ndarray) -> np.ndarray:
+    span = x.max() - x.min() if x.size else 0.0
+    return (x - x.min()) / span if span > 0 else np.ones_like(x)
+
+
+@dataclass
+class Index:
+    """Everything a query needs, as arrays over item positions 0..n-1."""
+    items: pd.DataFrame                     # item_idx, item_id, title, category, brand, price, stock
+    terms: dict[str, int]                   # stem -> row of the impact matrices
+    impacts: sparse.csr_matrix              # BM25F, term x item
+    field_impacts: dict[str, sparse.csr_matrix]
+    words: pd.DataFrame                     # word, term, df: what typos are corrected to
+    embeddings: np.ndarray | None           # item x 384, unit length
+    position: dict[int, int]                # item_idx -> position
+
+
+@dataclass
+class Users:
+    """Each known user's weighted history (user x item positions), for the re-ranker's features."""
+    history: sparse.csr_matrix
+    row: dict[int, int]                     # user_idx -> row
+    ids: dict[str, int]                     # user_id -> user_idx
+
+
+class Searcher:
+    def __init__(self, conf: SearchConf, index: Index, users: Users | None = None,
+                 item_stats: pd.DataFrame | None = None, ranker: Any = None):
+        self.conf, self.index, self.users, self.ranker = conf, index, users, ranker
+        items = index.items
+        self.category = items["category"].to_numpy(dtype=object)
+        self.brand = items["brand"].to_numpy(dtype=object)
+        self.price = items["price"].to_numpy(dtype=np.float64)
+        self.stock = items["stock"].fillna(0).to_numpy(dtype=np.int64)
+        self.codes = {name: pd.factorize(items[name])[0] for name in ("category", "brand")}
+        stats = item_stats if item_stats is not None else pd.DataFrame(index=items.index)
+        self.popularity = stats.get("popularity", pd.Series(0.0, index=items.index)).to_numpy(dtype=np.float64)
+        self.age_days = stats.get("age_days", pd.Series(np.nan, index=items.index)).to_numpy(dtype=np.float64)
+        self._word_list = index.words["word"].tolist()
+        self._word_df = index.words["df"].to_numpy()
+
+    @classmethod
+    def load(cls, cfg, spark=None, cut: str = "final", ranker: bool = True, lake=None) -> Searcher:
+        """The latest index version and the users' `cut` history (final: train + validation),
+        read through Spark once."""
+        from recsys_spark.lakehouse import Lakehouse
+        from recsys_spark.search.store import load
+        from recsys_spark.spark import get_spark
+
+        lake = lake or Lakehouse(spark or get_spark(cfg), cfg)
+        return cls(cfg.search, *load(cfg, lake, cut, ranker))
+
+    # -- query analysis ---------------------------------------------------------------------
+    def _max_edits(self, word: str) -> int:
+        return min(self.conf.typo_max_edits, 0 if len(word) < 3 else 1 if len(word) <= 5 else 2)
+
+    def correct(self, word: str) -> str | None:
+        """The indexed word nearest to a word the index lacks (fewest edits, then most items), or
+        None when none is within the allowed edits."""
+        from rapidfuzz import process
+        from rapidfuzz.distance import Levenshtein
+
+        edits = self._max_edits(word)
+        if edits == 0 or not self._word_list:
+            return None
+        found = process.extract(word, self._word_list, scorer=Levenshtein.distance, score_cutoff=edits,
+                                limit=20)
+        if not found:
+            return None
+        best = min(found, key=lambda m: (m[1], -self._word_df[m[2]], m[0]))
+        return best[0]
+
+    def analyse(self, query: str) -> tuple[list[str], dict[str, str]]:
+        if not isinstance(query, str):
+            raise SearchError(f"a query is text, not {type(query).__name__}")
+        if not query.strip():
+            raise SearchError("empty query: type a few words")
+        if len(query) > self.conf.max_query_chars:
+            raise SearchError(f"query of {len(query)} characters; at most search.max_query_chars = "
+                              f"{self.conf.max_query_chars}")
+        terms, corrected = [], {}
+        for word in words(query):
+            term = stem([word])[0]
+            if term not in self.index.terms:
+                better = self.correct(word)
+                if better is not None:
+                    corrected[word] = better
+                    term = stem([better])[0]
+            terms.append(term)
+        return terms, corrected
+
+    # -- filters and facets -----------------------------------------------------------------
+    def mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
+        """Items allowed by the filters (category, brand: a value or a list; min_price, max_price;
+        in_stock), or None for no filter."""
+        if not filters:
+            return None
+        unknown = set(filters) - set(FILTERS)
+        if unknown:
+            raise SearchError(f"unknown filter {sorted(unknown)[0]!r}; filters are {', '.join(FILTERS)}")
+        keep = np.ones(len(self.price), dtype=bool)
+        for name in ("category", "brand"):
+            if filters.get(name) is not None:
+                wanted = filters[name] if isinstance(filters[name], list | tuple | set) else [filters[name]]
+                values = getattr(self, name)
+                keep &= np.isin(np.char.lower(values.astype(str)), [str(w).lower() for w in wanted])
+        for name, op in (("min_price", np.greater_equal), ("max_price", np.less_equal)):
+            if filters.get(name) is not None:
+                try:
+                    bound = float(filters[name])
+                except (TypeError, ValueError) as e:
+                    raise SearchError(f"filter {name}={filters[name]!r} is not a number") from e
+                keep &= op(np.nan_to_num(self.price, nan=-1.0), bound)
+        if filters.get("in_stock") in (True, "true", "1", 1, "yes"):
+            keep &= self.stock > 0
+        return keep
+
+    def price_band(self, price: float) -> str:
+        bands = self.conf.price_bands
+        if not np.isfinite(price):
+            return "unknown"
+        for lo, hi in zip([0.0, *bands], bands, strict=False):
+            if price < hi:
+                return f"{lo:g}-{hi:g}"
+        return f"{bands[-1]:g}+"
+
+    def facets(self, positions: np.ndarray) -> dict[str, dict[str, int]]:
+        """Counts by category, brand and price band over the matching items."""
+        out = {}
+        for name, values in (("category", self.category[positions]), ("brand", self.brand[positions]),
+                             ("price_band", [self.price_band(p) for p in self.price[positions]])):
+            counts = pd.Series(values, dtype=object).value_counts()
+            out[name] = {str(k): int(v) for k, v in counts.items()}
+        return out
+
+    # -- retrieval ----------------------------------------------------------------------------
+    def bm25_scores(self, terms: list[str], impacts: sparse.csr_matrix | None = None) -> np.ndarray:
+        impacts = self.index.impacts if impacts is None else impacts
+        rows = [self.index.terms[t] for t in terms if t in self.index.terms]
+        if not rows:
+            return np.zeros(impacts.shape[1], dtype=np.float32)
+        return np.asarray(impacts[rows].sum(axis=0)).ravel()
+
+    def embed(self, query: str) -> np.ndarray:
+        from recsys_spark.search.embed import encode
+
+        return encode([query], self.conf.embedding)[0]
+
+    def vector_scores(self, query: str) -> np.ndarray:
+        if self.index.embeddings is None:
+            raise SearchError("this index has no embeddings: use mode bm25")
+        return self.index.embeddings @ self.embed(query)
+
+    def retrieve(self, query: str, terms: list[str], mode: str, keep: np.ndarray | None,
+                 n: int) -> dict[str, Any]:
+        """Candidates (positions, best first) of one mode, with the per-retriever scores the
+        re-ranker and the explanations use."""
+        out: dict[str, Any] = {"terms": terms}
+        if mode in ("bm25", "hybrid", "personalised"):
+            s = self.bm25_scores(terms)
+            if keep is not None:
+                s = np.where(keep, s, 0.0)
+            out["bm25"], out["bm25_top"] = s, top(s, n)
+        if mode in ("vector", "hybrid", "personalised"):
+            v = self.vector_scores(query)
+            if keep is not None:
+                v = np.where(keep, v, -np.inf)
+            out["vector"], out["vector_top"] = v, top(v, n, positive=False)
+        if mode == "bm25":
+            out["top"], out["score"] = out["bm25_top"], out["bm25"][out["bm25_top"]]
+        elif mode == "vector":
+            out["top"], out["score"] = out["vector_top"], out["vector"][out["vector_top"]]
+        elif self.conf.fusion == "rrf":
+            out["top"], out["score"] = rrf([out["bm25_top"], out["vector_top"]], self.conf.rrf_k)
+        else:
+            pool = np.union1d(out["bm25_top"], out["vector_top"])
+            blended = (self.conf.blend * minmax(out["bm25"][pool])
+                       + (1 - self.conf.blend) * minmax(out["vector"][pool]))
+            order = np.lexsort((pool, -blended))
+            out["top"], out["score"] = pool[order], blended[order]
+        return out
+
+    def user_row(self, user: int | str | None) -> int | None:
+        """The history row of a user given by user_id or user_idx; None for an unknown user."""
+        if user is None or self.users is None:
+            return None
+        idx = self.users.ids.get(str(user))
+        if idx is None and isinstance(user, int | np.integer):
+            idx = int(user)
+        return self.users.row.get(idx) if idx is not None else None
+
+    def search(self, query: str, user: int | str | None = None, k: int = 10,
+               filters: dict[str, Any] | None = None, mode: str | None = None) -> Result:
+        mode = mode or self.conf.mode
+        if mode not in MODES:
+            raise SearchError(f"unknown mode {mode!r}; modes are {', '.join(MODES)}")
+        if not 1 <= k <= 1000:
+            raise SearchError(f"k={k}: ask for 1 to 1000 results")
+        terms, corrected = self.analyse(query)
+        if not terms:
+            return Result(query, [], corrected, mode, [])
+        keep = self.mask(filters)
+        row = self.user_row(user)
+        used = mode if mode != "personalised" or (row is not None and self.ranker is not None) else "hybrid"
+        got = self.retrieve(query, terms, used, keep, max(self.conf.candidates, k))
+        positions, scores = got["top"], got["score"]
+        if used == "personalised":
+            from recsys_spark.search.ranker import rerank
+
+            positions, scores = rerank(self, got, row, self.conf.ranker.candidates)
+        facets = self.facets(positions)
+        hits = [Hit(r, int(self.index.items["item_idx"].iat[p]), str(self.index.items["item_id"].iat[p]),
+                    str(self.index.items["title"].iat[p]), float(s), self.why(p, terms, row))
+                for r, (p, s) in enumerate(zip(positions[:k], scores[:k], strict=True), start=1)]
+        return Result(query, terms, corrected, used, hits, facets)
+
+    def why(self, position: int, terms: list[str], row: int | None) -> str:
+        """Matched terms by field; for a known user, the brand or category they often buy."""
+        matched = []
+        for name, impacts in self.index.field_impacts.items():
+            hit = [t for t in dict.fromkeys(terms) if t in self.index.terms
+                   and impacts[self.index.terms[t], position] > 0]
+            if hit:
+                matched.append(f"{name}: {' '.join(hit)}")
+        reason = "matched " + "; ".join(matched) if matched else "similar meaning"
+        if row is not None:
+            from recsys_spark.search.ranker import user_shares
+
+            shares = user_shares(self, row)
+            for name in ("brand", "category"):
+                code = self.codes[name][position]
+                if shares[name].get(code, 0.0) >= 0.2:
+                    reason += f"; you often buy {getattr(self, name)[position]}"
+                    break
+        return reason
