@@ -19,7 +19,45 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("stage")
     sub.add_parser("pipeline", parents=[common], help="run every stage in order, then print a summary")
     sub.add_parser("config", parents=[common], help="print the resolved config")
+    search = sub.add_parser("search", parents=[common], help="search the catalogue, as a shopper would")
+    search.add_argument("query")
+    search.add_argument("--user", default=None, help="a user_id: personalised results for a known user")
+    search.add_argument("--k", type=int, default=10)
+    search.add_argument("--mode", choices=["bm25", "vector", "hybrid", "personalised"], default=None)
+    search.add_argument("--filter", dest="filters", action="append", default=[], metavar="KEY=VALUE",
+                        help="category=..., brand=..., min_price=..., max_price=..., in_stock=true")
+    search.add_argument("--facets", action="store_true", help="also print facet counts over the matches")
     return p
+
+
+def print_search(args, cfg) -> int:
+    from recsys_spark.pipeline.progress import format_table
+    from recsys_spark.search.searcher import Searcher, SearchError
+
+    filters = {}
+    for f in args.filters:
+        key, sep, value = f.partition("=")
+        if not sep:
+            print(f"recsys-spark: --filter {f!r} is not KEY=VALUE", file=sys.stderr)
+            return 2
+        filters[key.strip()] = value.strip()
+    try:
+        result = Searcher.load(cfg).search(args.query, user=args.user, k=args.k, filters=filters, mode=args.mode)
+    except SearchError as e:
+        print(f"recsys-spark: {e}", file=sys.stderr)
+        return 2
+    if result.corrected:
+        print("searched for: " + ", ".join(f"{a} -> {b}" for a, b in result.corrected.items()))
+    if not result.terms:
+        print(f"nothing to search for in {args.query!r}: only stop words")
+        return 0
+    print(f"mode: {result.mode}")
+    print(format_table(["rank", "item", "title", "score", "why"],
+                       [[h.rank, h.item_id, h.title[:60], f"{h.score:.4f}", h.why] for h in result.hits]))
+    if args.facets:
+        for name, counts in result.facets.items():
+            print(f"{name}: " + ", ".join(f"{k} ({v})" for k, v in list(counts.items())[:10]))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
         return 0
+
+    if args.command == "search":
+        return print_search(args, cfg)
 
     from recsys_spark.logs import setup_logging
     from recsys_spark.pipeline import STAGES, metrics_summary, quality_summary, run_stage, table_summary

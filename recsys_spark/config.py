@@ -260,8 +260,10 @@ class SearchConf(Section):
     b: Annotated[float, Field(ge=0.0, le=1.0)] = 0.75
     mode: Literal["bm25", "vector", "hybrid", "personalised"] = "personalised"
     rrf_k: Positive = 60
-    blend: Annotated[float, Field(ge=0.0, le=1.0, description="hybrid: weight of BM25 in the score blend")] = 0.5
-    fusion: Literal["rrf", "blend"] = "rrf"
+    # hybrid: reciprocal-rank fusion, or blend = w * minmax(BM25) + (1 - w) * minmax(cosine); auto:
+    # train_ranker picks the fusion (and w) with the best NDCG@10 on the validation window's queries
+    fusion: Literal["auto", "rrf", "blend"] = "auto"
+    blend: Annotated[float, Field(ge=0.0, le=1.0, description="BM25's weight in the blend")] = 0.5
     candidates: Positive = 200          # each retriever's list that hybrid fuses
     max_query_chars: Positive = 512
     typo_max_edits: Annotated[int, Field(ge=0, le=2)] = 2

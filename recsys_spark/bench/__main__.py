@@ -18,6 +18,7 @@ BENCHMARKS = {
     "b2": "recsys_spark.bench.b2",
     "petastorm": "recsys_spark.bench.petastorm",
     "scaling": "recsys_spark.bench.scaling",
+    "search": "recsys_spark.bench.search",
 }
 
 

@@ -5,9 +5,11 @@ same two-cut protocol as every model.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from pathlib import Path
 
 import pandas as pd
 from pyspark.sql import functions as F
@@ -19,9 +21,9 @@ from recsys_spark.pipeline.runs import run_once
 from recsys_spark.search.embed import embed_items
 from recsys_spark.search.index import field_lengths, field_tokens, item_text, postings, term_stats, vocabulary
 from recsys_spark.search.queries import known_item_queries, logged_queries
-from recsys_spark.search.ranker import train
+from recsys_spark.search.ranker import pick_fusion, prepare, train
 from recsys_spark.search.searcher import Searcher
-from recsys_spark.search.store import RANKER
+from recsys_spark.search.store import FUSION, RANKER
 
 log = logging.getLogger("recsys_spark")
 
@@ -69,10 +71,28 @@ def ranker_queries(ctx: Context, split: str) -> pd.DataFrame:
                               max_queries=conf.max_queries)
 
 
+def _save(path: str, write) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp"
+    write(tmp)
+    os.replace(tmp, path)  # a killed run leaves the previous file whole
+
+
 def _train_ranker(ctx: Context) -> None:
+    """Picks the hybrid fusion, then fits the re-ranker over the picked fusion's candidates."""
     searcher = Searcher.load(ctx.cfg, cut="tuning", ranker=False, lake=ctx.lake)
+    with ctx.progress.step("train_ranker", "analyse and embed validation queries") as step:
+        queries = prepare(searcher, ranker_queries(ctx, "validation"))
+        step.rows = len(queries)
+    with ctx.progress.step("train_ranker", "pick the hybrid fusion on validation") as step:
+        fusion = pick_fusion(searcher, queries)
+        step.rows = len(fusion["validation_ndcg"])
+    log.info("[train_ranker] hybrid fusion %s (BM25 weight %.1f); validation NDCG@10 %s", fusion["fusion"],
+             fusion["blend"], fusion["validation_ndcg"])
+    _save(local_path(ctx.lake.model_path(FUSION)), lambda p: Path(p).write_text(json.dumps(fusion, indent=2)))
+    if ctx.cfg.search.fusion == "auto":
+        searcher.fusion = (fusion["fusion"], fusion["blend"])
     with ctx.progress.step("train_ranker", "lambdarank on validation queries (tuning cut)") as step:
-        queries = ranker_queries(ctx, "validation")
         booster = train(searcher, queries, ctx.cfg.search.ranker)
         step.rows = len(queries)
     path = local_path(ctx.lake.model_path(RANKER))
@@ -80,6 +100,5 @@ def _train_ranker(ctx: Context) -> None:
         if os.path.exists(path):
             os.remove(path)  # a stale ranker must not outlive the data it learnt from
         return
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    booster.save_model(path)
+    _save(path, booster.save_model)
     log.info("[train_ranker] saved %s (%d trees)", path, booster.num_trees())

@@ -9,6 +9,7 @@ an earlier cut than the queries themselves, so no feature has seen the answer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,25 +24,21 @@ FEATURES = ["bm25", *[f"bm25_{f}" for f in FIELDS], "vector", "fused", "bm25_ran
 
 
 def user_shares(searcher, row: int) -> dict:
-    """The user's history as shares of category and brand codes, mean price and mean embedding."""
+    """The user's history as shares per category and brand code (arrays indexed by code), their
+    weighted mean price and the unit-length mean embedding of what they had."""
     h = searcher.users.history
     items = h.indices[h.indptr[row]:h.indptr[row + 1]]
     weights = h.data[h.indptr[row]:h.indptr[row + 1]].astype(np.float64)
     total = weights.sum() or 1.0
-    out: dict = {}
-    for name in ("category", "brand"):
-        codes = searcher.codes[name][items]
-        out[name] = pd.Series(weights, index=codes).groupby(level=0).sum().div(total).to_dict()
+    out: dict = {name: np.bincount(searcher.codes[name][items], weights, minlength=searcher.n_codes[name]) / total
+                 for name in ("category", "brand")}
     prices = searcher.price[items]
-    ok = np.isfinite(prices)
-    out["price"] = float(np.average(prices[ok], weights=weights[ok])) if ok.any() and weights[ok].sum() > 0 else np.nan
+    ok = np.isfinite(prices) & (weights > 0)
+    out["price"] = float(np.average(prices[ok], weights=weights[ok])) if ok.any() else np.nan
     emb = searcher.index.embeddings
-    if emb is not None and len(items):
-        profile = weights @ emb[items]
-        norm = np.linalg.norm(profile)
-        out["profile"] = profile / norm if norm > 0 else None
-    else:
-        out["profile"] = None
+    profile = weights @ emb[items] if emb is not None and len(items) else None
+    norm = np.linalg.norm(profile) if profile is not None else 0.0
+    out["profile"] = profile / norm if norm > 0 else None
     return out
 
 
@@ -50,8 +47,8 @@ def _rank_of(ranked: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.array([where.get(p, len(ranked) + 1) for p in positions.tolist()], dtype=np.float64)
 
 
-def features(searcher, got: dict, row: int | None, positions: np.ndarray) -> np.ndarray:
-    """One row per candidate position, in FEATURES order."""
+def features(searcher, got: dict, shares: dict | None, positions: np.ndarray) -> np.ndarray:
+    """One row per candidate position, in FEATURES order; shares: user_shares() or None."""
     terms = got["terms"]
     fused = dict(zip(got["top"].tolist(), np.asarray(got["score"], dtype=np.float64).tolist(), strict=True))
     cols = [got["bm25"][positions]]
@@ -60,12 +57,10 @@ def features(searcher, got: dict, row: int | None, positions: np.ndarray) -> np.
              _rank_of(got["bm25_top"], positions), _rank_of(got["vector_top"], positions),
              searcher.popularity[positions], searcher.age_days[positions]]
     n = len(positions)
-    if row is None:
+    if shares is None:
         cols += [np.zeros(n), np.zeros(n), np.zeros(n), np.full(n, np.nan)]
     else:
-        shares = user_shares(searcher, row)
-        cols += [np.array([shares[name].get(c, 0.0) for c in searcher.codes[name][positions]])
-                 for name in ("category", "brand")]
+        cols += [shares[name][searcher.codes[name][positions]] for name in ("category", "brand")]
         profile = shares["profile"]
         emb = searcher.index.embeddings
         cols.append(emb[positions] @ profile if profile is not None else np.zeros(n))
@@ -73,29 +68,73 @@ def features(searcher, got: dict, row: int | None, positions: np.ndarray) -> np.
     return np.column_stack([np.asarray(c, dtype=np.float64) for c in cols])
 
 
-def rerank(searcher, got: dict, row: int | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+def rerank(searcher, got: dict, shares: dict | None, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The top-n fused candidates re-ordered by the ranker; ties by the fused order."""
     positions = got["top"][:n]
-    scores = searcher.ranker.predict(features(searcher, got, row, positions))
+    scores = searcher.ranker.predict(features(searcher, got, shares, positions))
     order = np.lexsort((np.arange(len(positions)), -scores))
     return positions[order], scores[order]
 
 
-def training_data(searcher, queries: pd.DataFrame, n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+@dataclass
+class Query:
+    """A query with a known answer, analysed and embedded once for every pass over it."""
+    text: str
+    terms: list[str]
+    vector: np.ndarray
+    target: int                 # the wanted item's position
+    grade: float
+    shares: dict | None
+
+
+def prepare(searcher, queries: pd.DataFrame) -> list[Query]:
+    """Queries with at least one term and a wanted item in the index; embedded in one batch."""
+    from recsys_spark.search.embed import encode
+
+    kept = []
+    for q in queries.itertuples(index=False):
+        terms, _ = searcher.analyse(q.query)
+        target = searcher.index.position.get(int(q.item_idx))
+        if terms and target is not None:
+            row = searcher.user_row(int(q.user_idx))
+            kept.append((q.query, terms, target, float(q.grade), None if row is None else user_shares(searcher, row)))
+    vectors = encode([k[0] for k in kept], searcher.conf.embedding) if kept else np.empty((0, 0))
+    return [Query(text, terms, vectors[i], target, grade, shares)
+            for i, (text, terms, target, grade, shares) in enumerate(kept)]
+
+
+def ndcg_at_10(ranked: np.ndarray, target: int) -> float:
+    hit = np.flatnonzero(ranked[:10] == target)
+    return 1 / np.log2(hit[0] + 2) if hit.size else 0.0
+
+
+def pick_fusion(searcher, queries: list[Query]) -> dict:
+    """RRF or a blend (BM25 weight 0, 0.1, ..., 0.9, 0.95, 0.99, 1; near 1 the vector mostly
+    orders what BM25 cannot tell apart): whichever gives the best mean NDCG@10."""
+    weights = [*np.round(np.linspace(0, 0.9, 10), 2).tolist(), 0.95, 0.99, 1.0]
+    options = {"rrf": ("rrf", 0.0), **{f"blend[{w:g}]": ("blend", w) for w in weights}}
+    totals = dict.fromkeys(options, 0.0)
+    for q in queries:
+        got = searcher.retrieve(q.text, q.terms, "hybrid", None, searcher.conf.candidates, q.vector)
+        for label, (fusion, w) in options.items():
+            totals[label] += ndcg_at_10(searcher.fuse(got, fusion, w)[0], q.target)
+    scores = {label: round(t / max(len(queries), 1), 4) for label, t in totals.items()}
+    best = max(scores, key=lambda label: (scores[label], label == "rrf"))
+    return {"fusion": options[best][0], "blend": options[best][1], "validation_ndcg": scores,
+            "queries": len(queries)}
+
+
+def training_data(searcher, queries: list[Query], n: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """Features, graded labels and group sizes over the hybrid candidates of each query whose
     wanted item is among them (a query without it teaches a ranker nothing)."""
     xs, ys, groups = [], [], []
-    for q in queries.itertuples(index=False):
-        terms, _ = searcher.analyse(q.query)
-        if not terms:
-            continue
-        got = searcher.retrieve(q.query, terms, "hybrid", None, searcher.conf.candidates)
+    for q in queries:
+        got = searcher.retrieve(q.text, q.terms, "hybrid", None, searcher.conf.candidates, q.vector)
         positions = got["top"][:n]
-        target = searcher.index.position.get(int(q.item_idx))
-        labels = (positions == target).astype(np.float64) * q.grade
+        labels = (positions == q.target).astype(np.float64) * q.grade
         if not labels.any():
             continue
-        xs.append(features(searcher, got, searcher.user_row(int(q.user_idx)), positions))
+        xs.append(features(searcher, got, q.shares, positions))
         ys.append(labels)
         groups.append(len(positions))
     if not groups:
@@ -103,7 +142,7 @@ def training_data(searcher, queries: pd.DataFrame, n: int) -> tuple[np.ndarray, 
     return np.vstack(xs), np.concatenate(ys), groups
 
 
-def train(searcher, queries: pd.DataFrame, conf: RankerConf):
+def train(searcher, queries: list[Query], conf: RankerConf):
     """A lambdarank Booster, or None when fewer than conf.min_queries queries can teach it."""
     import lightgbm as lgb
 

@@ -45,7 +45,7 @@ class Result:
     corrected: dict[str, str]               # misspelt word -> the word searched instead
     mode: str                               # the mode that answered (personalised falls back to hybrid)
     hits: list[Hit]
-    facets: dict[str, dict[str, int]] = field(default_factory=dict)
+    facets: dict[str, dict[str, int]] = field(default_factory=dict)  # over every text match, else the hits
 
 
 def bm25_impacts(tf: dict[str, sparse.csr_matrix], lengths: dict[str, np.ndarray], weights: dict[str, float],
@@ -65,26 +65,33 @@ def bm25_impacts(tf: dict[str, sparse.csr_matrix], lengths: dict[str, np.ndarray
     return wtf.astype(np.float32)
 
 
-def top(scores: np.ndarray, n: int, positive: bool = True) -> np.ndarray:
-    """Positions of the n best scores (positive ones only, or finite ones), best first, ties by
-    position."""
+def top(scores: np.ndarray, n: int, tie: np.ndarray, positive: bool = True) -> np.ndarray:
+    """Positions of the n best scores (positive ones only, or finite ones), best first; equal
+    scores in `tie` order."""
     candidates = np.flatnonzero(scores > 0 if positive else np.isfinite(scores))
     if candidates.size > n:
-        keep = np.argpartition(-scores[candidates], n - 1)[:n]
-        candidates = candidates[keep]
-    return candidates[np.lexsort((candidates, -scores[candidates]))]
+        kth = np.partition(scores[candidates], candidates.size - n)[candidates.size - n]
+        candidates = candidates[scores[candidates] >= kth]
+    return candidates[np.lexsort((tie[candidates], -scores[candidates]))][:n]
 
 
-def rrf(lists: list[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Reciprocal-rank fusion: sum of 1 / (k + rank) over the lists an item is in; ties by item."""
+def rrf(lists: list[np.ndarray], k: int, tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reciprocal-rank fusion: sum of 1 / (k + rank) over the lists an item is in."""
     fused: dict[int, float] = {}
     for ranked in lists:
         for rank, item in enumerate(ranked.tolist(), start=1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     items = np.fromiter(fused, dtype=np.int64, count=len(fused))
     scores = np.fromiter(fused.values(), dtype=np.float64, count=len(fused))
-    order = np.lexsort((items, -scores))
+    order = np.lexsort((tie[items], -scores))
     return items[order], scores[order]
+
+
+def tie_order(item_ids: pd.Series) -> np.ndarray:
+    """A fixed order for equal scores that knows nothing of the items (a hash of the id): id order
+    can carry popularity (catalogues number their bestsellers first), and a retriever that
+    breaks ties by it would be scored for what it did not find."""
+    return pd.util.hash_pandas_object(item_ids.astype(str), index=False).to_numpy()
 
 
 def minmax(x: np.ndarray) -> np.ndarray:
@@ -102,6 +109,8 @@ class Index:
     words: pd.DataFrame                     # word, term, df: what typos are corrected to
     embeddings: np.ndarray | None           # item x 384, unit length
     position: dict[int, int]                # item_idx -> position
+    tf: dict[str, sparse.csr_matrix]        # the index's counts: term x item per field
+    lengths: dict[str, np.ndarray]          # tokens per item per field
 
 
 @dataclass
@@ -114,14 +123,22 @@ class Users:
 
 class Searcher:
     def __init__(self, conf: SearchConf, index: Index, users: Users | None = None,
-                 item_stats: pd.DataFrame | None = None, ranker: Any = None):
+                 item_stats: pd.DataFrame | None = None, ranker: Any = None, fusion: dict | None = None):
         self.conf, self.index, self.users, self.ranker = conf, index, users, ranker
+        # (method, BM25 weight): the config's, unless it says auto and train_ranker picked one
+        picked = fusion if conf.fusion == "auto" and fusion else {"fusion": conf.fusion, "blend": conf.blend}
+        self.fusion = ("rrf" if picked["fusion"] == "auto" else picked["fusion"], float(picked["blend"]))
         items = index.items
+        self.item_idx = items["item_idx"].to_numpy(dtype=np.int64)
+        self.item_id = items["item_id"].astype(str).to_numpy(dtype=object)
+        self.title = items["title"].astype(str).to_numpy(dtype=object)
         self.category = items["category"].to_numpy(dtype=object)
         self.brand = items["brand"].to_numpy(dtype=object)
         self.price = items["price"].to_numpy(dtype=np.float64)
         self.stock = items["stock"].fillna(0).to_numpy(dtype=np.int64)
         self.codes = {name: pd.factorize(items[name])[0] for name in ("category", "brand")}
+        self.tie = tie_order(items["item_id"])
+        self.n_codes = {name: int(c.max()) + 1 if c.size else 0 for name, c in self.codes.items()}
         stats = item_stats if item_stats is not None else pd.DataFrame(index=items.index)
         self.popularity = stats.get("popularity", pd.Series(0.0, index=items.index)).to_numpy(dtype=np.float64)
         self.age_days = stats.get("age_days", pd.Series(np.nan, index=items.index)).to_numpy(dtype=np.float64)
@@ -204,20 +221,18 @@ class Searcher:
             keep &= self.stock > 0
         return keep
 
-    def price_band(self, price: float) -> str:
-        bands = self.conf.price_bands
-        if not np.isfinite(price):
-            return "unknown"
-        for lo, hi in zip([0.0, *bands], bands, strict=False):
-            if price < hi:
-                return f"{lo:g}-{hi:g}"
-        return f"{bands[-1]:g}+"
+    def price_bands(self, prices: np.ndarray) -> list[str]:
+        """'lo-hi' per price over search.price_bands, the last band open-ended."""
+        edges = np.asarray(self.conf.price_bands)
+        labels = [f"{lo:g}-{hi:g}" for lo, hi in zip([0.0, *edges[:-1]], edges, strict=True)] + [f"{edges[-1]:g}+"]
+        band = np.searchsorted(edges, prices, side="right")
+        return [labels[b] if np.isfinite(p) else "unknown" for b, p in zip(band.tolist(), prices.tolist(), strict=True)]
 
     def facets(self, positions: np.ndarray) -> dict[str, dict[str, int]]:
         """Counts by category, brand and price band over the matching items."""
         out = {}
         for name, values in (("category", self.category[positions]), ("brand", self.brand[positions]),
-                             ("price_band", [self.price_band(p) for p in self.price[positions]])):
+                             ("price_band", self.price_bands(self.price[positions]))):
             counts = pd.Series(values, dtype=object).value_counts()
             out[name] = {str(k): int(v) for k, v in counts.items()}
         return out
@@ -235,39 +250,42 @@ class Searcher:
 
         return encode([query], self.conf.embedding)[0]
 
-    def vector_scores(self, query: str) -> np.ndarray:
+    def vector_scores(self, query: str, vector: np.ndarray | None = None) -> np.ndarray:
         if self.index.embeddings is None:
             raise SearchError("this index has no embeddings: use mode bm25")
-        return self.index.embeddings @ self.embed(query)
+        return self.index.embeddings @ (self.embed(query) if vector is None else vector)
 
-    def retrieve(self, query: str, terms: list[str], mode: str, keep: np.ndarray | None,
-                 n: int) -> dict[str, Any]:
+    def retrieve(self, query: str, terms: list[str], mode: str, keep: np.ndarray | None, n: int,
+                 vector: np.ndarray | None = None) -> dict[str, Any]:
         """Candidates (positions, best first) of one mode, with the per-retriever scores the
-        re-ranker and the explanations use."""
+        re-ranker and the explanations use. vector: the query's embedding, if already made."""
         out: dict[str, Any] = {"terms": terms}
         if mode in ("bm25", "hybrid", "personalised"):
             s = self.bm25_scores(terms)
             if keep is not None:
                 s = np.where(keep, s, 0.0)
-            out["bm25"], out["bm25_top"] = s, top(s, n)
+            out["bm25"], out["bm25_top"] = s, top(s, n, self.tie)
         if mode in ("vector", "hybrid", "personalised"):
-            v = self.vector_scores(query)
+            v = self.vector_scores(query, vector)
             if keep is not None:
                 v = np.where(keep, v, -np.inf)
-            out["vector"], out["vector_top"] = v, top(v, n, positive=False)
+            out["vector"], out["vector_top"] = v, top(v, n, self.tie, positive=False)
         if mode == "bm25":
             out["top"], out["score"] = out["bm25_top"], out["bm25"][out["bm25_top"]]
         elif mode == "vector":
             out["top"], out["score"] = out["vector_top"], out["vector"][out["vector_top"]]
-        elif self.conf.fusion == "rrf":
-            out["top"], out["score"] = rrf([out["bm25_top"], out["vector_top"]], self.conf.rrf_k)
         else:
-            pool = np.union1d(out["bm25_top"], out["vector_top"])
-            blended = (self.conf.blend * minmax(out["bm25"][pool])
-                       + (1 - self.conf.blend) * minmax(out["vector"][pool]))
-            order = np.lexsort((pool, -blended))
-            out["top"], out["score"] = pool[order], blended[order]
+            out["top"], out["score"] = self.fuse(out, *self.fusion)
         return out
+
+    def fuse(self, got: dict[str, Any], fusion: str, blend: float) -> tuple[np.ndarray, np.ndarray]:
+        """The hybrid list from the two retrievers' candidates."""
+        if fusion == "rrf":
+            return rrf([got["bm25_top"], got["vector_top"]], self.conf.rrf_k, self.tie)
+        pool = np.union1d(got["bm25_top"], got["vector_top"])
+        blended = blend * minmax(got["bm25"][pool]) + (1 - blend) * minmax(got["vector"][pool])
+        order = np.lexsort((self.tie[pool], -blended))
+        return pool[order], blended[order]
 
     def user_row(self, user: int | str | None) -> int | None:
         """The history row of a user given by user_id or user_idx; None for an unknown user."""
@@ -293,32 +311,37 @@ class Searcher:
         used = mode if mode != "personalised" or (row is not None and self.ranker is not None) else "hybrid"
         got = self.retrieve(query, terms, used, keep, max(self.conf.candidates, k))
         positions, scores = got["top"], got["score"]
-        if used == "personalised":
-            from recsys_spark.search.ranker import rerank
-
-            positions, scores = rerank(self, got, row, self.conf.ranker.candidates)
-        facets = self.facets(positions)
-        hits = [Hit(r, int(self.index.items["item_idx"].iat[p]), str(self.index.items["item_id"].iat[p]),
-                    str(self.index.items["title"].iat[p]), float(s), self.why(p, terms, row))
-                for r, (p, s) in enumerate(zip(positions[:k], scores[:k], strict=True), start=1)]
-        return Result(query, terms, corrected, used, hits, facets)
-
-    def why(self, position: int, terms: list[str], row: int | None) -> str:
-        """Matched terms by field; for a known user, the brand or category they often buy."""
-        matched = []
-        for name, impacts in self.index.field_impacts.items():
-            hit = [t for t in dict.fromkeys(terms) if t in self.index.terms
-                   and impacts[self.index.terms[t], position] > 0]
-            if hit:
-                matched.append(f"{name}: {' '.join(hit)}")
-        reason = "matched " + "; ".join(matched) if matched else "similar meaning"
+        shares = None
         if row is not None:
             from recsys_spark.search.ranker import user_shares
 
             shares = user_shares(self, row)
-            for name in ("brand", "category"):
-                code = self.codes[name][position]
-                if shares[name].get(code, 0.0) >= 0.2:
-                    reason += f"; you often buy {getattr(self, name)[position]}"
+        if used == "personalised":
+            from recsys_spark.search.ranker import rerank
+
+            positions, scores = rerank(self, got, shares, self.conf.ranker.candidates)
+        positions, scores = positions[:k], scores[:k]
+        hits = [Hit(r, int(self.item_idx[p]), self.item_id[p], self.title[p], float(s), why)
+                for r, (p, s, why) in enumerate(zip(positions, scores, self.why(positions, terms, shares),
+                                                    strict=True), start=1)]
+        matches = np.flatnonzero(got["bm25"] > 0) if "bm25" in got and got["bm25_top"].size else got["top"]
+        return Result(query, terms, corrected, used, hits, self.facets(matches))
+
+    def why(self, positions: np.ndarray, terms: list[str], shares: dict | None) -> list[str]:
+        """Per hit: the query terms it matched, by field; for a known user, the brand or category
+        that makes up a fifth or more of what they had."""
+        known = [t for t in dict.fromkeys(terms) if t in self.index.terms]
+        rows = [self.index.terms[t] for t in known]
+        matched = {name: (impacts[rows][:, positions].toarray() > 0) if rows else None
+                   for name, impacts in self.index.field_impacts.items()}
+        out = []
+        for j, p in enumerate(positions.tolist()):
+            parts = [f"{name}: {' '.join(t for t, m in zip(known, hit[:, j], strict=True) if m)}"
+                     for name, hit in matched.items() if hit is not None and hit[:, j].any()]
+            reason = "matched " + "; ".join(parts) if parts else "similar meaning"
+            for name in ("brand", "category") if shares is not None else ():
+                if shares[name][self.codes[name][p]] >= 0.2:
+                    reason += f"; you often buy {getattr(self, name)[p]}"
                     break
-        return reason
+            out.append(reason)
+        return out

@@ -2,6 +2,7 @@
 Searcher holds. One read per table, through Spark, then everything is numpy and scipy."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -18,6 +19,7 @@ from recsys_spark.search.searcher import Index, SearchError, Users, bm25_impacts
 log = logging.getLogger("recsys_spark")
 
 RANKER = "search_ranker.txt"
+FUSION = "search_fusion.json"
 
 
 def _csr(rows, cols, values, shape) -> sparse.csr_matrix:
@@ -54,7 +56,7 @@ def load_index(cfg, lake: Lakehouse) -> Index:
         e = lake.read("gold", "item_text_embeddings").toPandas()
         embeddings = np.zeros((len(items), len(e["embedding"].iat[0]) if len(e) else 0), dtype=np.float32)
         embeddings[e["item_idx"].map(position).to_numpy()] = np.stack(e["embedding"].to_numpy())
-    return Index(items, term_row, impacts, field_impacts, words, embeddings, position)
+    return Index(items, term_row, impacts, field_impacts, words, embeddings, position, tf, lengths)
 
 
 def load_users(lake: Lakehouse, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
@@ -86,10 +88,18 @@ def load_ranker(lake: Lakehouse):
     return lgb.Booster(model_file=path)
 
 
+def load_fusion(lake: Lakehouse) -> dict | None:
+    path = local_path(lake.model_path(FUSION))
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def load(cfg, lake: Lakehouse, cut: str, ranker: bool) -> tuple:
-    """(index, users, item stats, ranker or None): the Searcher's arguments after its config."""
+    """(index, users, item stats, ranker or None, fusion): the Searcher's arguments after its config."""
     index = load_index(cfg, lake)
     users, stats = load_users(lake, index, cut) if lake.exists("gold", "interactions") else (None, None)
     log.info("[search] index: %d items, %d terms, embeddings %s, %d users", len(index.items), len(index.terms),
              "yes" if index.embeddings is not None else "no", 0 if users is None else len(users.row))
-    return index, users, stats, load_ranker(lake) if ranker else None
+    return index, users, stats, load_ranker(lake) if ranker else None, load_fusion(lake) if ranker else None
