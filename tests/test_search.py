@@ -14,6 +14,7 @@ from recsys_spark.search import embed
 from recsys_spark.search.queries import known_item_query
 from recsys_spark.search.searcher import Searcher, SearchError, rrf
 from recsys_spark.search.text import analyse
+from tests.conftest import TINY
 
 COLUMNS = "item_id string, title string, description string, category string, brand string, price string, stock string"
 SHOP = [
@@ -187,3 +188,17 @@ def test_unknown_user_gets_plain_hybrid_search(shop):
     unknown = searcher.search("premium lamp", user="no-such-user", mode="personalised")
     assert unknown.mode == "hybrid" and ids(unknown) == ids(hybrid)
     assert searcher.search("premium lamp", user=int(user), mode="personalised").mode == "personalised"
+
+
+def test_cli_search_prints_ranked_hits_why_and_facets(shop):
+    from tests.test_cli import BIN, run
+
+    sets = [a for s in [*TINY, f"lakehouse.root={shop.cfg.lakehouse.root}"] for a in ("--set", s)]
+    out = run(str(BIN / "recsys-spark"), "search", "premium lamp", "--k", "3", "--facets", *sets)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0] == "mode: hybrid" and lines[1].split()[:3] == ["rank", "item", "title"]
+    assert len([ln for ln in lines if "matched title" in ln]) == 3
+    assert any(ln.startswith("category: ") for ln in lines)
+    out = run(str(BIN / "recsys-spark"), "search", "lamp", "--filter", "colour=red", *sets)
+    assert out.returncode == 2 and "unknown filter 'colour'" in out.stderr

@@ -19,6 +19,7 @@ BENCHMARKS = {
     "petastorm": "recsys_spark.bench.petastorm",
     "scaling": "recsys_spark.bench.scaling",
     "search": "recsys_spark.bench.search",
+    "content": "recsys_spark.bench.content",
 }
 
 

@@ -26,6 +26,7 @@ from recsys_spark.cf.neighbours import (
 )
 from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
 from recsys_spark.config import ALSConf
+from recsys_spark.content.recs import content_neighbours, content_recs
 from recsys_spark.evaluation.ranking import (
     coverage,
     diversity,
@@ -97,15 +98,17 @@ def neighbours(ctx: Context) -> None:
 
 
 def _neighbours(ctx: Context) -> None:
-    """gold.item_neighbours holds one list per method: 'als_cosine' (similar items) and
-    'cooccurrence' (bought together); gold.user_neighbours the users nearest in ALS space. All
-    from the final cut."""
+    """gold.item_neighbours holds one list per method: 'als_cosine' (similar items), 'cooccurrence'
+    (bought together) and 'content' (similar text, cold items included); gold.user_neighbours the
+    users nearest in ALS space. All from the final cut."""
     conf, block = ctx.cfg.cf.neighbours, ctx.cfg.cf.block_size
     item_lists = {
         "als_cosine": lambda: factor_neighbours(ctx.lake.read("gold", "als_item_factors")
                                                 .withColumnRenamed("item_idx", "id"), "item_idx", conf.n, block),
         "cooccurrence": lambda: cooccurrence_neighbours(history(ctx, "interactions"), conf),
     }
+    if ctx.lake.exists("gold", "item_text_embeddings"):
+        item_lists["content"] = lambda: content_neighbours(ctx.lake.read("gold", "item_text_embeddings"), conf.n, block)
     for method, build in item_lists.items():
         with ctx.progress.step("neighbours", f"gold.item_neighbours method={method}") as step:
             ctx.lake.overwrite(build().select(F.lit(method).alias("method"), "*"), "gold", "item_neighbours",
@@ -156,6 +159,9 @@ def _recommend(ctx: Context, run_id: str) -> None:
         "user_knn": lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), cf.k),
         "transitions": lambda: transition_recs(history(ctx, "sequences"), train, cf.k),
     }
+    if ctx.lake.exists("gold", "item_text_embeddings"):
+        models["content"] = lambda: content_recs(train, ctx.lake.read("gold", "item_text_embeddings"), cf.k,
+                                                 cf.block_size)
     for name, build in models.items():
         write_recs(ctx, "recommend", name, run_id, build(), fallback)
     fallback.unpersist()

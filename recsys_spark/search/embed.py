@@ -87,6 +87,10 @@ def embed_items(text: DataFrame, conf: EmbeddingConf) -> DataFrame:
     """(item_idx, doc) -> (item_idx, embedding)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        if pick_device(conf.device) == "cpu":
+            import torch
+
+            torch.set_num_threads(1)  # one Spark task per core: more threads only fight
         for pdf in batches:
             vectors = encode(pdf["doc"].fillna("").tolist(), conf)
             yield pd.DataFrame({"item_idx": pdf["item_idx"].astype("int32"), "embedding": list(vectors)})

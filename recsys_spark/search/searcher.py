@@ -94,6 +94,15 @@ def tie_order(item_ids: pd.Series) -> np.ndarray:
     return pd.util.hash_pandas_object(item_ids.astype(str), index=False).to_numpy()
 
 
+def price_bands(prices: np.ndarray, edges: list[float]) -> tuple[np.ndarray, list[str]]:
+    """(band code per price, band labels): 'lo-hi' bands over the edges, the last open-ended, and
+    'unknown' for a missing price."""
+    labels = [f"{lo:g}-{hi:g}" for lo, hi in zip([0.0, *edges[:-1]], edges, strict=True)] + [f"{edges[-1]:g}+"]
+    codes = np.where(np.isfinite(prices), np.searchsorted(np.asarray(edges), np.nan_to_num(prices), side="right"),
+                     len(labels))
+    return codes, [*labels, "unknown"]
+
+
 def minmax(x: np.ndarray) -> np.ndarray:
     span = x.max() - x.min() if x.size else 0.0
     return (x - x.min()) / span if span > 0 else np.ones_like(x)
@@ -138,6 +147,8 @@ class Searcher:
         self.stock = items["stock"].fillna(0).to_numpy(dtype=np.int64)
         self.codes = {name: pd.factorize(items[name])[0] for name in ("category", "brand")}
         self.tie = tie_order(items["item_id"])
+        self.facet_codes = {name: pd.factorize(items[name].fillna(""), sort=True) for name in ("category", "brand")}
+        self.facet_codes["price_band"] = price_bands(self.price, conf.price_bands)
         self.n_codes = {name: int(c.max()) + 1 if c.size else 0 for name, c in self.codes.items()}
         stats = item_stats if item_stats is not None else pd.DataFrame(index=items.index)
         self.popularity = stats.get("popularity", pd.Series(0.0, index=items.index)).to_numpy(dtype=np.float64)
@@ -221,20 +232,13 @@ class Searcher:
             keep &= self.stock > 0
         return keep
 
-    def price_bands(self, prices: np.ndarray) -> list[str]:
-        """'lo-hi' per price over search.price_bands, the last band open-ended."""
-        edges = np.asarray(self.conf.price_bands)
-        labels = [f"{lo:g}-{hi:g}" for lo, hi in zip([0.0, *edges[:-1]], edges, strict=True)] + [f"{edges[-1]:g}+"]
-        band = np.searchsorted(edges, prices, side="right")
-        return [labels[b] if np.isfinite(p) else "unknown" for b, p in zip(band.tolist(), prices.tolist(), strict=True)]
-
     def facets(self, positions: np.ndarray) -> dict[str, dict[str, int]]:
-        """Counts by category, brand and price band over the matching items."""
+        """Counts by category, brand and price band over the matching items, largest first."""
         out = {}
-        for name, values in (("category", self.category[positions]), ("brand", self.brand[positions]),
-                             ("price_band", self.price_bands(self.price[positions]))):
-            counts = pd.Series(values, dtype=object).value_counts()
-            out[name] = {str(k): int(v) for k, v in counts.items()}
+        for name, (codes, labels) in self.facet_codes.items():
+            counts = np.bincount(codes[positions], minlength=len(labels))
+            order = np.lexsort((np.arange(len(labels)), -counts))
+            out[name] = {str(labels[i]): int(counts[i]) for i in order if counts[i] > 0}
         return out
 
     # -- retrieval ----------------------------------------------------------------------------
