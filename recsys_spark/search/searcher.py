@@ -250,9 +250,18 @@ class Searcher:
         return np.asarray(impacts[rows].sum(axis=0)).ravel()
 
     def embed(self, query: str) -> np.ndarray:
+        """One query on one CPU thread: a few word pieces gain nothing from more, and a thread pool
+        woken per query is what made the slowest answers five times the median."""
+        import torch
+
         from recsys_spark.search.embed import encode
 
-        return encode([query], self.conf.embedding)[0]
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return encode([query], self.conf.embedding)[0]
+        finally:
+            torch.set_num_threads(threads)
 
     def vector_scores(self, query: str, vector: np.ndarray | None = None) -> np.ndarray:
         if self.index.embeddings is None:
