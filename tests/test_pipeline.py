@@ -97,7 +97,8 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     assert metrics[("popularity", "lists_filled")] == 0.0 and metrics[("item_knn", "lists_filled")] > 0.0
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
     assert runs["train_als"]["gold.interactions"] == ctx.lake.identity("gold", "interactions")
-    assert set(runs) == {"features", "train_als", "neighbours", "recommend", "train_deep", "evaluate"}
+    assert set(runs) == {"features", "search_index", "train_als", "neighbours", "recommend", "train_ranker",
+                         "train_deep", "evaluate"}
 
 
 def test_neighbours_share_the_planted_categories(ctx):

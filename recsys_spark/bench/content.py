@@ -2,8 +2,8 @@
 ALS, item_knn and popularity, over all test pairs and over cold items only (test items with fewer
 than 5 users in train + validation), where collaborative models have little to go on.
 
-Runs the pipeline up to evaluate (no deep model) on the built-in shop, or on DATASET= (any data
-set whose items have text), and slices gold.recs itself.
+Runs the pipeline up to evaluate (no deep model) on the built-in shop with a 20k-item catalogue, or
+on DATASET= (any data set whose items have text), and slices gold.recs itself.
 """
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ from recsys_spark.pipeline.context import Context
 
 K = 10
 COLD = 5
+# The default shop's 5k items all have 5+ users; 20k items leave a long tail of cold ones.
+SHOP = ["source.synthetic.n_items=20000"]
 MODELS = ["content", "als", "item_knn", "popularity"]
 METRICS = ["ndcg", "recall", "hit_rate"]
 
@@ -31,7 +33,7 @@ def run(dataset: str = "") -> None:
     timings: dict[str, float] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-content-") as root:
-        ctx = Context.create(load_config(None, dataset or None, [f"lakehouse.root={root}"]))
+        ctx = Context.create(load_config(None, dataset or None, [f"lakehouse.root={root}", *([] if dataset else SHOP)]))
         for stage in [s for s in STAGES if s not in ("train_deep", "train_ranker")]:
             timings[stage] = round(run_stage(ctx, stage), 1)
         users = history(ctx, "interactions").groupBy("item_idx").agg(F.count("*").alias("n"))
