@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from recsys_spark.bench.report import row, write_report
+from recsys_spark.bench.report import keep_per_dataset, row, write_report
 from recsys_spark.config import load_config
 from recsys_spark.evaluation.ranking import ranking_metrics
 from recsys_spark.pipeline import STAGES, run_stage
@@ -114,9 +113,7 @@ def run(dataset: str = "movielens100k") -> None:
                         *(["'published:' rows are MovieLens-1M under the same protocol (Klenitskiy & Vasilev "
                            "2023; RecBole): another data set, shown for scale only."] if dataset == "movielens100k"
                           else [])])
-    # reports/b2.* is the latest run; a copy per data set keeps each one's table
-    for suffix in (".json", ".md"):
-        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"b2-{Path(dataset).stem}{suffix}"))
+    keep_per_dataset(path, Path(dataset).stem)
 
 
 def history_of(ctx: Context, name: str) -> dict:

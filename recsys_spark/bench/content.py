@@ -7,13 +7,12 @@ on DATASET= (any data set whose items have text), and slices gold.recs itself.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 from pyspark.sql import functions as F
 
-from recsys_spark.bench.report import row, write_report
+from recsys_spark.bench.report import keep_per_dataset, row, write_report
 from recsys_spark.config import load_config
 from recsys_spark.evaluation.ranking import ranking_metrics
 from recsys_spark.pipeline import STAGES, run_stage
@@ -61,5 +60,4 @@ def run(dataset: str = "") -> None:
         notes=["content: the confidence-weighted mean all-MiniLM-L6-v2 embedding of a user's items, cosine "
                "against every item's embedding, seen items removed.",
                "A ratio of None means popularity scored 0 on that slice (it never recommends cold items)."])
-    for suffix in (".json", ".md"):
-        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"content-{name}{suffix}"))
+    keep_per_dataset(path, name)

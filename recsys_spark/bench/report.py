@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -48,6 +49,12 @@ def write_report(name: str, protocol: str, dataset: str, rows: list[dict], timin
     (REPORTS / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md))
     return path
+
+
+def keep_per_dataset(path: Path, dataset: str) -> None:
+    """reports/<name>.* is the latest run; a copy as <name>-<dataset>.* keeps each data set's table."""
+    for suffix in (".json", ".md"):
+        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"{path.stem}-{dataset}{suffix}"))
 
 
 def _fmt(v: Any) -> str:

@@ -9,7 +9,6 @@ queries are answered with the final cut's.
 """
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_spark.bench.report import row, write_report
+from recsys_spark.bench.report import keep_per_dataset, row, write_report
 from recsys_spark.config import load_config
 from recsys_spark.pipeline import run_stage
 from recsys_spark.pipeline.cf import held_out
@@ -82,8 +81,7 @@ def peer_rows(searcher: Searcher, queries: pd.DataFrame, name: str, bm25_qps: fl
 
     idx = searcher.index
     tf = sum(idx.tf[f] for f in FIELDS)
-    flat = bm25_impacts({"all": tf}, {"all": sum(idx.lengths[f] for f in FIELDS)}, {"all": 1.0},
-                        np.log1p((tf.shape[1] - (tf > 0).sum(axis=1).A1 + 0.5) / ((tf > 0).sum(axis=1).A1 + 0.5)),
+    flat = bm25_impacts({"all": tf}, {"all": sum(idx.lengths[f] for f in FIELDS)}, {"all": 1.0}, idx.idf,
                         searcher.conf.k1, searcher.conf.b)
     vocab = np.array(sorted(idx.terms, key=idx.terms.get), dtype=object)
     by_item = tf.T.tocsr()
@@ -154,5 +152,4 @@ def run(dataset: str = "") -> None:
                "titles) with bm25s retrieving the analysed query.",
                "Latency is the Searcher's answer for one query on this machine after loading, embedding included.",
                "answered_as: personalised falls back to hybrid for users the ranker cannot know."])
-    for suffix in (".json", ".md"):
-        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"search-{name}{suffix}"))
+    keep_per_dataset(path, name)

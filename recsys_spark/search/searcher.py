@@ -118,6 +118,7 @@ class Index:
     words: pd.DataFrame                     # word, term, df: what typos are corrected to
     embeddings: np.ndarray | None           # item x 384, unit length
     position: dict[int, int]                # item_idx -> position
+    idf: np.ndarray                         # per term row
     tf: dict[str, sparse.csr_matrix]        # the index's counts: term x item per field
     lengths: dict[str, np.ndarray]          # tokens per item per field
 

@@ -56,7 +56,7 @@ def load_index(cfg, lake: Lakehouse) -> Index:
         e = lake.read("gold", "item_text_embeddings").toPandas()
         embeddings = np.zeros((len(items), len(e["embedding"].iat[0]) if len(e) else 0), dtype=np.float32)
         embeddings[e["item_idx"].map(position).to_numpy()] = np.stack(e["embedding"].to_numpy())
-    return Index(items, term_row, impacts, field_impacts, words, embeddings, position, tf, lengths)
+    return Index(items, term_row, impacts, field_impacts, words, embeddings, position, idf, tf, lengths)
 
 
 def load_users(lake: Lakehouse, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
