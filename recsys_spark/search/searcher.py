@@ -146,11 +146,12 @@ class Searcher:
         self.brand = items["brand"].to_numpy(dtype=object)
         self.price = items["price"].to_numpy(dtype=np.float64)
         self.stock = items["stock"].fillna(0).to_numpy(dtype=np.int64)
-        self.codes = {name: pd.factorize(items[name])[0] for name in ("category", "brand")}
         self.tie = tie_order(items["item_id"])
         self.facet_codes = {name: pd.factorize(items[name].fillna(""), sort=True) for name in ("category", "brand")}
         self.facet_codes["price_band"] = price_bands(self.price, conf.price_bands)
-        self.n_codes = {name: int(c.max()) + 1 if c.size else 0 for name, c in self.codes.items()}
+        # the re-ranker's user shares index the same codes
+        self.codes = {name: self.facet_codes[name][0] for name in ("category", "brand")}
+        self.n_codes = {name: len(self.facet_codes[name][1]) for name in ("category", "brand")}
         stats = item_stats if item_stats is not None else pd.DataFrame(index=items.index)
         self.popularity = stats.get("popularity", pd.Series(0.0, index=items.index)).to_numpy(dtype=np.float64)
         self.age_days = stats.get("age_days", pd.Series(np.nan, index=items.index)).to_numpy(dtype=np.float64)
