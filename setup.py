@@ -33,7 +33,9 @@ SEARCH = [
     "transformers==5.23.0",
 ]
 DEV = ["pytest>=8", "pytest-timeout", "ruff"]
-BENCH = ["implicit==0.7.2"]  # the als_vs_implicit benchmark: the CPU ALS we compare against
+# implicit: the CPU ALS the als_vs_implicit benchmark compares with; obp (Open Bandit Pipeline): the
+# off-policy estimators the bandit benchmark checks its own against; matplotlib: the benchmarks' plots.
+BENCH = ["implicit==0.7.2", "obp==0.4.1", "matplotlib==3.10.7"]
 
 setup(
     name="recsys-spark",

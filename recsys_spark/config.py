@@ -272,6 +272,50 @@ class SearchConf(Section):
     ranker: RankerConf = RankerConf()
 
 
+class SimulatorConf(Section):
+    rounds: list[Positive] = Field([10_000, 100_000], min_length=1)   # checkpoints reported
+    batch_size: Positive = 100          # rounds between policy updates
+    candidates: Positive = 100          # items retrieval hands the policy per arrival
+    position_bias: list[Annotated[float, Field(gt=0.0, le=1.0)]] = Field([1.0, 0.75, 0.5], min_length=1)
+
+
+class BanditLogsConf(Section):
+    """Logged feedback in the Open Bandit Dataset's layout: <root>/<policy>/<campaign>/<campaign>.csv."""
+    root: str = ""                      # empty: no logged data set
+    campaign: str = "men"
+    random_policy: str = "random"       # the uniformly random logs (replay and learning need them)
+    other_policies: list[str] = ["bts"]
+
+
+class BanditConf(Section):
+    """Policies that choose a slate from click feedback, judged online (simulator) and offline (logs)."""
+    policies: list[Literal["random", "popularity", "epsilon_greedy", "linucb", "thompson"]] = Field(
+        ["random", "popularity", "epsilon_greedy", "linucb", "thompson"], min_length=1)
+    slate: Positive = 3
+    epsilon: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    alpha: Annotated[float, Field(ge=0.0, description="LinUCB's width multiplier")] = 1.0
+    scale: Annotated[float, Field(gt=0.0, description="Thompson's posterior scale v")] = 0.25
+    ridge: PositiveFloat = 1.0
+    bootstrap: Positive = 1000          # resamples behind each 95% interval
+    thompson_draws: Positive = 200      # samples of Thompson's action distribution for off-policy estimates
+    seed: int = 42
+    simulator: SimulatorConf = SimulatorConf()
+    logs: BanditLogsConf = BanditLogsConf()
+
+    @model_validator(mode="after")
+    def _slots(self) -> BanditConf:
+        if len(self.simulator.position_bias) < self.slate:
+            raise ValueError(f"simulator.position_bias has {len(self.simulator.position_bias)} slots "
+                             f"but slate is {self.slate}")
+        if self.simulator.candidates < self.slate:
+            raise ValueError(f"simulator.candidates ({self.simulator.candidates}) is smaller than slate "
+                             f"({self.slate})")
+        return self
+
+    def params(self) -> dict[str, float]:
+        return {"epsilon": self.epsilon, "alpha": self.alpha, "scale": self.scale, "ridge": self.ridge}
+
+
 class Config(Section):
     app_name: str = "recsys-spark"
     runtime: Literal["local", "cluster", "databricks"] = "local"
@@ -284,6 +328,7 @@ class Config(Section):
     cf: CFConf = CFConf()
     deep: DeepConf = DeepConf()
     search: SearchConf = SearchConf()
+    bandit: BanditConf = BanditConf()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:

@@ -20,6 +20,7 @@ BENCHMARKS = {
     "scaling": "recsys_spark.bench.scaling",
     "search": "recsys_spark.bench.search",
     "content": "recsys_spark.bench.content",
+    "bandit": "recsys_spark.bench.bandit",
 }
 
 
