@@ -18,6 +18,7 @@ TINY = [
     "deep.epochs=3",
     "deep.dim=16",
     "deep.batch_size=64",
+    "bandit.simulator.rounds=[3000]",
 ]
 
 

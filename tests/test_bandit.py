@@ -14,6 +14,8 @@ from recsys_spark.bandit.ope import deterministic_dist, estimate
 from recsys_spark.bandit.policies import load_policy, make_policy
 from recsys_spark.bandit.simulator import FEATURES, Shop, play, simulate
 from recsys_spark.config import ConfigError, load_config
+from recsys_spark.pipeline import run_stage
+from recsys_spark.pipeline.bandit import policy_path
 
 # Two items shown in two slots; the logging probabilities are per (item, slot).
 REWARD = np.array([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
@@ -169,3 +171,18 @@ def test_bandit_config_checks_slots_at_start_up():
     with pytest.raises(ConfigError, match="position_bias has 3 slots but slate is 5"):
         load_config(None, None, ["bandit.slate=5"])
     assert load_config(None, "obd", []).bandit.logs.root.endswith("obd")
+
+
+def test_the_bandit_stage_learns_across_runs_and_records_each(make_ctx):
+    """The stage needs only the generator: each run plays more rounds from the saved state."""
+    first = make_ctx("bandit.simulator.rounds=[1000]", "bandit.policies=[random,linucb]")
+    run_stage(first, "bandit")
+    assert load_policy(policy_path(first, "linucb")).rounds == 1000
+    again = make_ctx("bandit.simulator.rounds=[500]", "bandit.policies=[random,linucb]")
+    run_stage(again, "bandit")
+    assert load_policy(policy_path(again, "linucb")).rounds == 1500
+    rows = again.lake.read("gold", "bandit_metrics").where("metric = 'cumulative_reward'").collect()
+    assert sorted((r["model"], r["rounds"]) for r in rows) == [("linucb", 500), ("linucb", 1000),
+                                                                ("random", 500), ("random", 1000)]
+    clicks = {(r["model"], r["rounds"]): r["value"] for r in rows}
+    assert clicks[("linucb", 500)] > 1.5 * clicks[("random", 500)]   # it learnt in the first run

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
-from recsys_spark.pipeline import cf, deep, features, ingest, quality, search
+from recsys_spark.pipeline import bandit, cf, deep, features, ingest, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -24,6 +24,7 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "train_ranker": search.train_ranker,
     "train_deep": deep.run,
     "evaluate": cf.evaluate,
+    "bandit": bandit.bandit,
 }
 DATA_STAGES = ("ingest", "quality", "features")
 TABLES = {
@@ -33,7 +34,7 @@ TABLES = {
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
              "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
              "deep_item_embeddings", "item_text", "search_postings", "search_fields", "search_vocabulary",
-             "search_terms", "item_text_embeddings", "metrics", "runs"],
+             "search_terms", "item_text_embeddings", "metrics", "bandit_metrics", "runs"],
 }
 
 
