@@ -77,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         return print_search(args, cfg)
 
     from recsys_spark.logs import setup_logging
-    from recsys_spark.pipeline import STAGES, metrics_summary, quality_summary, run_stage, table_summary
+    from recsys_spark.pipeline import (
+        STAGES,
+        bandit_summary,
+        metrics_summary,
+        quality_summary,
+        run_stage,
+        table_summary,
+    )
     from recsys_spark.pipeline.context import Context
     from recsys_spark.pipeline.progress import format_table
 
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         print(quality_summary(ctx))
         print("\nHeld-out test, top-K (seen items excluded):")
         print(metrics_summary(ctx))
+        print("\nBandits on the simulated shop, this run's rounds (clicks; regret against the best slates):")
+        print(bandit_summary(ctx))
         print("\nTables:")
         print(table_summary(ctx))
         print("\nStages:")

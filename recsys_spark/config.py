@@ -272,6 +272,26 @@ class SearchConf(Section):
     ranker: RankerConf = RankerConf()
 
 
+class HybridRankerConf(Section):
+    num_leaves: Positive = 15
+    n_estimators: Positive = 200
+    learning_rate: PositiveFloat = 0.05
+    seed: int = 42
+
+
+class HybridConf(Section):
+    """Fusion of several models' candidate lists; weights and ranker learn on the tuning cut."""
+    models: list[str] = Field(["als", "item_knn", "transitions", "popularity_category", "content", "popularity"],
+                              min_length=2)
+    candidates: Positive = 50           # each model's list depth
+    method: Literal["average", "average_rank", "weighted", "borda", "rrf", "ranker"] = "ranker"  # -> recs_final
+    rrf_k: Positive = 60
+    weight_steps: list[Annotated[float, Field(ge=0.0)]] = Field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_length=2)
+    sweeps: Positive = 2                # coordinate-ascent rounds over the models' weights
+    max_users: Positive = 5000          # validation users the weights and the ranker learn from
+    ranker: HybridRankerConf = HybridRankerConf()
+
+
 class SimulatorConf(Section):
     rounds: list[Positive] = Field([10_000, 100_000], min_length=1)   # checkpoints reported
     batch_size: Positive = 100          # rounds between policy updates
@@ -328,6 +348,7 @@ class Config(Section):
     cf: CFConf = CFConf()
     deep: DeepConf = DeepConf()
     search: SearchConf = SearchConf()
+    hybrid: HybridConf = HybridConf()
     bandit: BanditConf = BanditConf()
 
     @model_validator(mode="after")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
-from recsys_spark.pipeline import bandit, cf, deep, features, ingest, quality, search
+from recsys_spark.pipeline import bandit, cf, deep, features, hybrid, ingest, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -23,6 +23,7 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "recommend": cf.recommend,
     "train_ranker": search.train_ranker,
     "train_deep": deep.run,
+    "hybrid": hybrid.hybrid,
     "evaluate": cf.evaluate,
     "bandit": bandit.bandit,
 }
@@ -34,7 +35,8 @@ TABLES = {
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
              "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
              "deep_item_embeddings", "item_text", "search_postings", "search_fields", "search_vocabulary",
-             "search_terms", "item_text_embeddings", "metrics", "bandit_metrics", "runs"],
+             "search_terms", "item_text_embeddings", "candidates", "recs_final", "metrics", "bandit_metrics",
+             "runs"],
 }
 
 
@@ -71,6 +73,22 @@ def metrics_summary(ctx: Context) -> str:
     k = rows[0]["k"]
     return format_table(["model", *[f"{n}@{k}" for n in names]],
                         [[m, *[f"{value[(m, n)]:.4f}" for n in names]] for m in models])
+
+
+def bandit_summary(ctx: Context) -> str:
+    """The latest bandit run on the simulated shop: clicks and regret per policy."""
+    if not ctx.lake.exists("gold", "bandit_metrics"):
+        return "(no bandit run yet)"
+    metrics = ctx.lake.read("gold", "bandit_metrics").where(F.col("metric").startswith("cumulative_re"))
+    latest = metrics.orderBy(F.desc("evaluated_at")).select("run_id").first()
+    if latest is None:
+        return "(no simulated rounds: the source is not the synthetic shop)"
+    rows = metrics.where(F.col("run_id") == latest[0]).collect()
+    value = {(r["model"], r["metric"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    return format_table(["policy", "rounds", "clicks", "regret"], [
+        [m, value[(m, "cumulative_reward")]["rounds"], int(value[(m, "cumulative_reward")]["value"]),
+         f"{value[(m, 'cumulative_regret')]['value']:.0f}"] for m in models])
 
 
 def quality_summary(ctx: Context) -> str:

@@ -10,6 +10,7 @@ tuning cut and scores validation; every list in gold.recs comes from the final c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
@@ -71,7 +72,8 @@ def als_label(p: ALSConf) -> str:
 
 def _train_als(ctx: Context, run_id: str) -> None:
     """With cf.tune, every setting is fitted on the tuning cut and scored on validation; the pick
-    is then fitted on the final cut, whose factors every later stage uses."""
+    is then fitted on both cuts: the final cut's factors serve every later stage, the tuning cut's
+    model gives hybrid its validation-scored lists."""
     cf = ctx.cfg.cf
     params = cf.als
     if cf.tune:
@@ -81,11 +83,12 @@ def _train_als(ctx: Context, run_id: str) -> None:
             step.rows = len(tried)
         log.info("[train_als] best %s", als_label(params))
         append_metrics(ctx, [(run_id, als_label(p), "ndcg", cf.k, ndcg, "validation", utc_now()) for p, ndcg in tried])
-    train = history(ctx, "interactions")
-    with ctx.progress.step("train_als", "fit (final cut)") as step:
-        model = fit_als(train, params)
-        step.rows = train.count()
-    model.write().overwrite().save(model_path(ctx, "als"))
+    for cut, name in (("tuning", "als_tuning"), ("final", "als")):  # hybrid learns from the tuning cut's lists
+        train = history(ctx, "interactions", cut)
+        with ctx.progress.step("train_als", f"fit ({cut} cut)") as step:
+            model = fit_als(train, params)
+            step.rows = train.count()
+        model.write().overwrite().save(model_path(ctx, name))
     for side in ("user", "item"):
         with ctx.progress.step("train_als", f"gold.als_{side}_factors") as step:
             ctx.lake.overwrite(getattr(model, f"{side}Factors").withColumnRenamed("id", f"{side}_idx"),
@@ -141,27 +144,46 @@ def fallback_lists(ctx: Context, train: DataFrame) -> DataFrame:
     return popularity_recs(train, users, ctx.cfg.cf.k).cache()
 
 
-def _recommend(ctx: Context, run_id: str) -> None:
+def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], DataFrame]]:
+    """Each model's builder of top-`depth` lists (user_idx, rank, item_idx, score) from one cut's
+    history: the final cut's are what recommend writes; the tuning cut's, judged on validation,
+    are what hybrid fits its weights and ranker on. user_knn needs the final cut's user neighbours."""
     cf = ctx.cfg.cf
-    train = history(ctx, "interactions")
-    model = ALSModel.load(model_path(ctx, "als"))
+    train = history(ctx, "interactions", cut)
     users = ctx.lake.read("gold", "id_map_users").select("user_idx")
-    items = history(ctx, "item_features")
-    cooc = ctx.lake.read("gold", "item_neighbours").where(F.col("method") == "cooccurrence")
-    since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
-    fallback = fallback_lists(ctx, train)
+    items = history(ctx, "item_features", cut)
+    seen = train.select("user_idx", "item_idx")
+
+    def cooccurrence() -> DataFrame:
+        if cut == "final":
+            return ctx.lake.read("gold", "item_neighbours").where(F.col("method") == "cooccurrence").drop("method")
+        return cooccurrence_neighbours(train, cf.neighbours)
+
+    def recent() -> DataFrame:
+        since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
+        return popularity_recs(train, users, depth, since)
+
     models = {
-        "als": lambda: als_recommend(model, cf.k, train.select("user_idx", "item_idx"), cf.block_size),
-        "popularity": lambda: fallback,
-        "popularity_recent": lambda: popularity_recs(train, users, cf.k, since),
-        "popularity_category": lambda: category_popularity_recs(train, items, users, cf.k, cf.category_top),
-        "item_knn": lambda: item_based_recs(train, cooc.drop("method"), cf.k),
-        "user_knn": lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), cf.k),
-        "transitions": lambda: transition_recs(history(ctx, "sequences"), train, cf.k),
+        "als": lambda: als_recommend(ALSModel.load(model_path(ctx, "als" if cut == "final" else "als_tuning")),
+                                     depth, seen, cf.block_size),
+        "popularity": lambda: popularity_recs(train, users, depth),
+        "popularity_recent": recent,
+        "popularity_category": lambda: category_popularity_recs(train, items, users, depth, cf.category_top),
+        "item_knn": lambda: item_based_recs(train, cooccurrence(), depth),
+        "transitions": lambda: transition_recs(history(ctx, "sequences", cut), train, depth),
     }
+    if cut == "final":
+        models["user_knn"] = lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), depth)
     if ctx.lake.exists("gold", "item_text_embeddings"):
-        models["content"] = lambda: content_recs(train, ctx.lake.read("gold", "item_text_embeddings"), cf.k,
+        models["content"] = lambda: content_recs(train, ctx.lake.read("gold", "item_text_embeddings"), depth,
                                                  cf.block_size)
+    return models
+
+
+def _recommend(ctx: Context, run_id: str) -> None:
+    fallback = fallback_lists(ctx, history(ctx, "interactions"))
+    models = model_lists(ctx, "final", ctx.cfg.cf.k)
+    models["popularity"] = lambda: fallback
     for name, build in models.items():
         write_recs(ctx, "recommend", name, run_id, build(), fallback)
     fallback.unpersist()

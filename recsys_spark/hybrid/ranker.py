@@ -1,0 +1,63 @@
+"""The learned fusion: LightGBM lambdarank over each model's scaled score and rank for a candidate,
+how many models listed it, the item's popularity and the user's activity. It learns on the tuning
+cut's candidates labelled by validation, and scores the final cut's candidates in Spark."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark.hybrid.fusion import scaled, top_k
+
+
+def feature_names(models: list[str]) -> list[str]:
+    return [f"{m}_{part}" for m in models for part in ("score", "rank")] + ["n_lists", "item_users", "user_events"]
+
+
+def ranker_table(candidates: DataFrame, models: list[str], depth: int, item_features: DataFrame,
+                 user_features: DataFrame) -> DataFrame:
+    """One row per (user, item) any model listed. A model that did not list the item: score 0,
+    rank depth + 1. item_features: (item_idx, n_users); user_features: (user_idx, n_events)."""
+    wide = (scaled(candidates).groupBy("user_idx", "item_idx").pivot("model", models)
+            .agg(F.first("minmax").alias("score"), F.first("rank").alias("rank")))
+    listed = sum((F.col(f"{m}_score").isNotNull().cast("int") for m in models), F.lit(0))
+    wide = wide.withColumn("n_lists", listed.cast("double"))
+    wide = wide.fillna(0.0, [f"{m}_score" for m in models]).fillna(depth + 1, [f"{m}_rank" for m in models])
+    items = item_features.select("item_idx", F.log1p(F.coalesce("n_users", F.lit(0))).alias("item_users"))
+    users = user_features.select("user_idx", F.log1p(F.coalesce("n_events", F.lit(0))).alias("user_events"))
+    return (wide.join(items, "item_idx", "left").join(users, "user_idx", "left")
+            .fillna(0.0, ["item_users", "user_events"]))
+
+
+def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimators: int, learning_rate: float,
+          seed: int) -> lgb.LGBMRanker:
+    """table: ranker rows with `label`; one group per user, users without a relevant candidate left out
+    (lambdarank learns nothing from them)."""
+    keep = table.groupby("user_idx")["label"].transform("max") > 0
+    table = table[keep].sort_values("user_idx", kind="stable")
+    if table.empty:
+        raise ValueError("hybrid ranker: no tuning-cut user has a validation item among the candidates")
+    model = lgb.LGBMRanker(objective="lambdarank", num_leaves=num_leaves, n_estimators=n_estimators,
+                           learning_rate=learning_rate, random_state=seed, n_jobs=1, verbose=-1)
+    model.fit(table[features].to_numpy(np.float32), table["label"].to_numpy(),
+              group=table.groupby("user_idx", sort=False).size().to_numpy())
+    return model
+
+
+def rerank(table: DataFrame, model: lgb.LGBMRanker, features: list[str], k: int) -> DataFrame:
+    """(user_idx, rank, item_idx, score): the final cut's candidates by the ranker's score."""
+    booster = table.sparkSession.sparkContext.broadcast(model.booster_.model_to_string())
+
+    def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        scorer = lgb.Booster(model_str=booster.value)
+        for f in frames:
+            yield pd.DataFrame({"user_idx": f["user_idx"], "item_idx": f["item_idx"],
+                                "score": scorer.predict(f[features].to_numpy(np.float32), num_threads=1)})
+
+    scored = table.select("user_idx", "item_idx", *features).mapInPandas(
+        score, "user_idx int, item_idx int, score double")
+    return top_k(scored, k)

@@ -1,0 +1,102 @@
+"""The hybrid stage: every configured model's top-`candidates` lists from both cuts land in
+gold.candidates; weights (coordinate ascent on NDCG@k) and the LightGBM ranker learn from the tuning
+cut's lists against validation; every method then fuses the final cut's lists into gold.recs as
+hybrid_<method>, and gold.recs_final holds the configured method's lists, what a service reads."""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark.deep.data import local_path
+from recsys_spark.hybrid.fusion import METHODS, fit_weights, fuse
+from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
+from recsys_spark.pipeline.cf import append_metrics, fallback_lists, held_out, history, model_lists, write_recs
+from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.runs import run_once, utc_now
+
+log = logging.getLogger("recsys_spark")
+STAGE = "hybrid"
+
+
+def hybrid(ctx: Context) -> None:
+    run_once(ctx, STAGE, lambda run_id: _hybrid(ctx, run_id))
+
+
+def _candidates(ctx: Context, cut: str) -> list[str]:
+    """Writes the cut's candidate lists; returns the models that had some."""
+    h = ctx.cfg.hybrid
+    builders = model_lists(ctx, cut, h.candidates)
+    missing = [m for m in h.models if m not in builders]
+    if missing:
+        log.info("[%s] %s has no %s-cut lists here: left out", STAGE, ", ".join(missing), cut)
+    models = [m for m in h.models if m in builders]
+    for m in models:
+        with ctx.progress.step(STAGE, f"gold.candidates cut={cut} model={m}") as step:
+            lists = builders[m]().select(F.lit(cut).alias("cut"), F.lit(m).alias("model"), "user_idx", "rank",
+                                         "item_idx", F.col("score").cast("double"))
+            ctx.lake.overwrite(lists, "gold", "candidates", replace_where=f"cut = '{cut}' AND model = '{m}'")
+            step.rows = ctx.lake.last_commit_metrics("gold", "candidates")["numOutputRows"]
+    return models
+
+
+def _read(ctx: Context, cut: str, models: list[str]) -> DataFrame:
+    return (ctx.lake.read("gold", "candidates").where((F.col("cut") == cut) & F.col("model").isin(*models))
+            .drop("cut"))
+
+
+def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame) -> DataFrame:
+    return ranker_table(candidates, models, ctx.cfg.hybrid.candidates, history(ctx, "item_features", cut),
+                        history(ctx, "user_features", cut))
+
+
+def _hybrid(ctx: Context, run_id: str) -> None:
+    h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
+    models = _candidates(ctx, "tuning")
+    models = [m for m in _candidates(ctx, "final") if m in models]
+    if len(models) < 2:
+        raise ValueError(f"config key 'hybrid.models': fewer than two of {h.models} have lists to fuse")
+    features = feature_names(models)
+    with ctx.progress.step(STAGE, f"learn weights and ranker (tuning cut, up to {h.max_users:,} users)") as step:
+        truth = held_out(ctx, "validation")
+        users = (truth.select("user_idx").distinct()
+                 .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users))
+        truth = truth.join(users, "user_idx")
+        table = (_table(ctx, "tuning", models, _read(ctx, "tuning", models).join(users, "user_idx"))
+                 .join(truth.withColumn("label", F.lit(1)), ["user_idx", "item_idx"], "left")
+                 .fillna(0, ["label"]).toPandas())
+        n_relevant = {int(r["user_idx"]): int(r["count"]) for r in truth.groupBy("user_idx").count().collect()}
+        fitted, validation_ndcg = fit_weights(table, [f"{m}_score" for m in models], n_relevant, k,
+                                              h.weight_steps, h.sweeps)
+        weights = {m: fitted[f"{m}_score"] for m in models}
+        ranker = train(table, features, h.ranker.num_leaves, h.ranker.n_estimators, h.ranker.learning_rate,
+                       h.ranker.seed)
+        step.rows = len(table)
+    log.info("[%s] weights %s (validation NDCG@%d %.4f on %d users)", STAGE, weights, k, validation_ndcg,
+             len(n_relevant))
+    append_metrics(ctx, [(run_id, "hybrid_weighted", "ndcg", k, validation_ndcg, "validation", utc_now())])
+    _save(ctx, weights, ranker, models)
+
+    final = _read(ctx, "final", models).cache()
+    fallback = fallback_lists(ctx, history(ctx, "interactions"))
+    for method in METHODS:
+        write_recs(ctx, STAGE, f"hybrid_{method}", run_id,
+                   fuse(final, method, k, len(models), weights, h.candidates, h.rrf_k), fallback)
+    write_recs(ctx, STAGE, "hybrid_ranker", run_id, rerank(_table(ctx, "final", models, final), ranker, features, k),
+               fallback)
+    final.unpersist()
+    fallback.unpersist()
+    with ctx.progress.step(STAGE, f"gold.recs_final (hybrid_{h.method})") as step:
+        chosen = ctx.lake.read("gold", "recs").where(F.col("model") == f"hybrid_{h.method}")
+        ctx.lake.overwrite(chosen, "gold", "recs_final")
+        step.rows = ctx.lake.last_commit_metrics("gold", "recs_final")["numOutputRows"]
+
+
+def _save(ctx: Context, weights: dict[str, float], ranker, models: list[str]) -> None:
+    out = Path(local_path(ctx.lake.model_path("hybrid")))
+    out.mkdir(parents=True, exist_ok=True)
+    ranker.booster_.save_model(str(out / "ranker.txt"))
+    (out / "fusion.json").write_text(json.dumps({"models": models, "weights": weights}, indent=2) + "\n")
