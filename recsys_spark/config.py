@@ -136,12 +136,16 @@ class QualityConf(Section):
 
 class SplitConf(Section):
     """temporal: the last `test_days` are test, the `validation_days` before them validation;
-    leave_last_out: per user the last item is test, the one before validation; none: everything
-    is training (a production run: the final cut is all the data)."""
+    leave_last_out: per user the last item is test, the one before validation; stratified: per
+    item a seeded shuffle of its users holds out `test_share` as test, and the same share of the
+    rest as validation (the MovieLens protocol of Microsoft Recommenders); none: everything is
+    training (a production run: the final cut is all the data)."""
 
-    kind: Literal["temporal", "leave_last_out", "none"] = "temporal"
+    kind: Literal["temporal", "leave_last_out", "stratified", "none"] = "temporal"
     test_days: Annotated[float, Field(ge=0.0)] = 14.0
     validation_days: Annotated[float, Field(ge=0.0)] = 14.0
+    test_share: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.25
+    seed: int = 42
 
 
 class FeaturesConf(Section):
@@ -190,6 +194,8 @@ class CFConf(Section):
     block_size: Positive = 2048
     neighbours: NeighboursConf = NeighboursConf()
     category_top: Positive = 3
+    cold_user_events: Annotated[int, Field(ge=0)] = 2   # evaluate's cold_users slice: at most this many events
+    cold_item_users: Positive = 5                       # evaluate's cold_items slice: fewer users than this
 
 
 class SASRecConf(Section):

@@ -96,7 +96,8 @@ class Lakehouse:
         self._save(writer, layer, table)
 
     def append(self, df: DataFrame, layer: str, table: str) -> None:
-        self._save(self._writer(df, "append"), layer, table)
+        """Appends may add columns (a newer release's metrics); existing rows read them as null."""
+        self._save(self._writer(df, "append").option("mergeSchema", "true"), layer, table)
 
     def merge(self, df: DataFrame, layer: str, table: str, keys: list[str], update: bool = True,
               delete_missing: bool = False) -> None:

@@ -123,7 +123,8 @@ def test_train_deep_stage_scores_into_gold_and_exports(shop):
     seen = history(shop, "interactions").select("user_idx", "item_idx")  # train + validation
     assert recs.count() > 0 and recs.join(seen, ["user_idx", "item_idx"]).count() == 0
     assert recs.groupBy("user_idx").count().agg(F.max("count")).first()[0] == shop.cfg.cf.k
-    metrics = {r["metric"]: r["value"] for r in lake.read("gold", "metrics").where("model = 'sasrec'").collect()}
+    metrics = {r["metric"]: r["value"] for r in lake.read("gold", "metrics")
+               .where("model = 'sasrec' AND slice = 'all'").collect()}
     assert metrics["ndcg"] > 0
     n_items = lake.count("gold", "id_map_items")
     assert lake.read("gold", "deep_item_embeddings").where("model = 'sasrec'").count() == n_items

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_spark.features.split import leave_last_out_split
+from recsys_spark.config import SplitConf
+from recsys_spark.features.split import leave_last_out_split, make_split
 from recsys_spark.pipeline import TABLES, run_stage
 from recsys_spark.pipeline.cf import history
 from recsys_spark.pipeline.context import Context
@@ -66,6 +67,21 @@ def test_leave_last_out_holds_out_each_users_last_item(ctx):
     assert test.join(train_pairs, ["user_idx", "item_idx"]).count() == 0
 
 
+def test_stratified_split_holds_out_the_same_share_of_every_item(spark):
+    """Item 1 has 8 users: 6 stay (round(8 * .75)), of which round(6 * .75) = 5 train and 1
+    validation, 2 test; item 2 has 4 users: 3 stay (2 train, 1 validation), 1 test. A pair's events
+    share its split."""
+    pairs = [(u, 1) for u in range(8)] + [(u, 2) for u in range(4)] + [(0, 1)]
+    events = spark.createDataFrame(pairs, "user_idx int, item_idx int")
+    out = make_split(events, SplitConf(kind="stratified", test_share=0.25, seed=3))
+    counts = {(r["item_idx"], r["split"]): r["n"] for r in
+              out.distinct().groupBy("item_idx", "split").agg(F.count("*").alias("n")).collect()}
+    assert counts == {(1, "train"): 5, (1, "validation"): 1, (1, "test"): 2,
+                      (2, "train"): 2, (2, "validation"): 1, (2, "test"): 1}
+    assert out.count() == len(pairs)
+    assert out.groupBy("user_idx", "item_idx").agg(F.countDistinct("split").alias("n")).where("n > 1").count() == 0
+
+
 def test_gold_shapes(ctx):
     seq = history(ctx, "sequences")
     assert {len(r["items"]) for r in seq.collect()} == {50}
@@ -79,7 +95,8 @@ def test_gold_shapes(ctx):
 
 
 def test_models_are_trained_recommended_and_evaluated(ctx):
-    metrics = {(r["model"], r["metric"]): r["value"] for r in ctx.lake.read("gold", "metrics").collect()}
+    metrics = {(r["model"], r["metric"]): r["value"] for r in ctx.lake.read("gold", "metrics")
+               .where("slice = 'all'").collect()}
     assert metrics[("als", "ndcg")] > 1.5 * metrics[("popularity", "ndcg")]
     assert metrics[("als", "coverage")] > metrics[("popularity", "coverage")]
     for model in ("item_knn", "user_knn", "popularity_category"):  # each finds the planted tastes too

@@ -21,6 +21,7 @@ BENCHMARKS = {
     "search": "recsys_spark.bench.search",
     "content": "recsys_spark.bench.content",
     "bandit": "recsys_spark.bench.bandit",
+    "hybrid": "recsys_spark.bench.hybrid",
 }
 
 

@@ -29,7 +29,8 @@ def run() -> None:
         for stage in STAGES:
             timings[stage] = round(run_stage(ctx, stage), 1)
         metrics = ctx.lake.read("gold", "metrics").where(F.col("k") == K)
-        value = {(r["model"], r["metric"]): r["value"] for r in metrics.where("split = 'test'").collect()}
+        tested = metrics.where("split = 'test' AND slice = 'all'").collect()
+        value = {(r["model"], r["metric"]): r["value"] for r in tested}
         tried = metrics.where("split = 'validation'").orderBy(F.desc("value")).collect()
         sizes = {t: history(ctx, t).count() for t in ("interactions", "item_features")}
         sizes["id_map_users"] = ctx.lake.count("gold", "id_map_users")

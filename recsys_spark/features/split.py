@@ -2,7 +2,9 @@
 
 temporal: one global cut; the last `test_days` are test, the `validation_days` before them
 validation. leave_last_out: per user, every event of the last item is test and of the item
-before it validation, so no (user, held-out item) pair is in training. none: every event is
+before it validation, so no (user, held-out item) pair is in training. stratified: per item, a
+seeded shuffle of its (user, item) pairs; the last `test_share` are test and the same share of the
+rest validation, so every item keeps about the same share in training. none: every event is
 training (a production run: nothing is held out, the final cut is all the data).
 """
 from __future__ import annotations
@@ -32,9 +34,20 @@ def leave_last_out_split(events: DataFrame) -> DataFrame:
     return events.join(ranked.select("user_idx", "item_idx", "split"), ["user_idx", "item_idx"])
 
 
+def stratified_pairs_split(events: DataFrame, conf: SplitConf) -> DataFrame:
+    pairs = events.select("user_idx", "item_idx").distinct()
+    rest, test = stratified_split(pairs, "item_idx", 1.0 - conf.test_share, conf.seed)
+    train, validation = stratified_split(rest, "item_idx", 1.0 - conf.test_share, conf.seed + 1)
+    split = (train.withColumn("split", F.lit("train")).unionByName(validation.withColumn("split", F.lit("validation")))
+             .unionByName(test.withColumn("split", F.lit("test"))))
+    return events.join(split, ["user_idx", "item_idx"])
+
+
 def make_split(events: DataFrame, conf: SplitConf) -> DataFrame:
     if conf.kind == "none":
         return events.withColumn("split", F.lit("train"))
+    if conf.kind == "stratified":
+        return stratified_pairs_split(events, conf)
     return temporal_split(events, conf) if conf.kind == "temporal" else leave_last_out_split(events)
 
 

@@ -64,7 +64,7 @@ def metrics_summary(ctx: Context) -> str:
     """The latest evaluation: one row per model, one column per metric."""
     if not ctx.lake.exists("gold", "metrics"):
         return "(no metrics yet)"
-    metrics = ctx.lake.read("gold", "metrics").where(F.col("split") == "test")
+    metrics = ctx.lake.read("gold", "metrics").where((F.col("split") == "test") & (F.col("slice") == "all"))
     latest = metrics.orderBy(F.desc("evaluated_at")).select("run_id").first()[0]
     rows = metrics.where(F.col("run_id") == latest).orderBy("model", "metric").collect()
     names = list(dict.fromkeys(r["metric"] for r in rows))

@@ -195,13 +195,15 @@ def evaluate(ctx: Context) -> None:
 
 def _evaluate(ctx: Context, run_id: str) -> None:
     """Every model's final-cut lists against test pairs the user had not had in train + validation;
-    a test user without a list counts as a miss."""
-    k = ctx.cfg.cf.k
+    a test user without a list counts as a miss. Ranking metrics also on two slices: users with at
+    most cf.cold_user_events events in the history and items with fewer than cf.cold_item_users."""
+    cf, k = ctx.cfg.cf, ctx.cfg.cf.k
     recs_all = ctx.lake.read("gold", "recs").where(F.col("cut") == "final")
     truth = held_out(ctx, "test").cache()  # every model is scored against the same pairs
     train = history(ctx, "interactions").cache()
     items = history(ctx, "item_features")
     n_items = items.count()
+    slices = cold_slices(truth, history(ctx, "user_features"), items, cf.cold_user_events, cf.cold_item_users)
     factors = (ctx.lake.read("gold", "als_item_factors").cache()
                if ctx.lake.exists("gold", "als_item_factors") else None)
     rows = []
@@ -213,7 +215,10 @@ def _evaluate(ctx: Context, run_id: str) -> None:
                      diversity=diversity(recs, items, k), lists_filled=filled_share(recs))
             if factors is not None:
                 m["diversity_embedding"] = embedding_diversity(recs, factors, k)
-            rows += [(run_id, name, metric, k, float(v), "test", utc_now()) for metric, v in m.items()]
+            rows += [(run_id, name, metric, k, float(v), "test", utc_now(), "all") for metric, v in m.items()]
+            for label, part in slices.items():
+                rows += [(run_id, name, metric, k, float(v), "test", utc_now(), label)
+                         for metric, v in ranking_metrics(recs, part, k).items()]
             step.rows = len(m)
             log.info("[evaluate] %s: %s", name, ", ".join(f"{a}@{k}={b:.4f}" for a, b in m.items()))
     for frame in (truth, train, factors):
@@ -222,6 +227,23 @@ def _evaluate(ctx: Context, run_id: str) -> None:
     append_metrics(ctx, rows)
 
 
+def cold_slices(truth: DataFrame, user_features: DataFrame, item_features: DataFrame, user_events: int,
+                item_users: int) -> dict[str, DataFrame]:
+    """Test pairs of users with at most `user_events` history events (none counts), and of items
+    with fewer than `item_users` users in the history."""
+    users = user_features.select("user_idx", "n_events")
+    items = item_features.select("item_idx", "n_users")
+    return {
+        "cold_users": truth.join(users, "user_idx", "left")
+        .where(F.coalesce("n_events", F.lit(0)) <= user_events).drop("n_events"),
+        "cold_items": truth.join(items, "item_idx", "left")
+        .where(F.coalesce("n_users", F.lit(0)) < item_users).drop("n_users"),
+    }
+
+
 def append_metrics(ctx: Context, rows: list[tuple]) -> None:
-    schema = "run_id string, model string, metric string, k int, value double, split string, evaluated_at timestamp"
+    """rows: (run_id, model, metric, k, value, split, evaluated_at[, slice]); slice defaults to all."""
+    schema = ("run_id string, model string, metric string, k int, value double, split string, "
+              "evaluated_at timestamp, slice string")
+    rows = [r if len(r) == 8 else (*r, "all") for r in rows]
     ctx.lake.append(ctx.spark.createDataFrame(rows, schema), "gold", "metrics")
