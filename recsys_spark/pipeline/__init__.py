@@ -35,8 +35,8 @@ TABLES = {
     "gold": ["id_map_users", "id_map_items", "splits", "interactions", "user_features", "item_features",
              "sequences", "als_user_factors", "als_item_factors", "item_neighbours", "user_neighbours", "recs",
              "deep_item_embeddings", "item_text", "search_postings", "search_fields", "search_vocabulary",
-             "search_terms", "item_text_embeddings", "candidates", "recs_final", "metrics", "bandit_metrics",
-             "runs"],
+             "search_terms", "item_text_embeddings", "candidates", "recs_final", "popularity_context", "metrics",
+             "bandit_metrics", "runs"],
 }
 
 

@@ -1,17 +1,23 @@
 """The hybrid stage: every configured model's top-`candidates` lists from both cuts land in
 gold.candidates; weights (coordinate ascent on NDCG@k) and the LightGBM ranker learn from the tuning
 cut's lists against validation; every method then fuses the final cut's lists into gold.recs as
-hybrid_<method>, and gold.recs_final holds the configured method's lists, what a service reads."""
+hybrid_<method>. gold.recs_final holds the configured method's lists, what a service reads, with
+a share of items nobody has had yet and a reason per row; gold.popularity_context serves users with
+no history."""
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys_spark.content.recs import content_recs
 from recsys_spark.deep.data import local_path
+from recsys_spark.hybrid.coldstart import context_popularity, with_cold_items
+from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import METHODS, fit_weights, fuse
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
 from recsys_spark.pipeline.cf import append_metrics, fallback_lists, held_out, history, model_lists, write_recs
@@ -89,10 +95,52 @@ def _hybrid(ctx: Context, run_id: str) -> None:
                fallback)
     final.unpersist()
     fallback.unpersist()
-    with ctx.progress.step(STAGE, f"gold.recs_final (hybrid_{h.method})") as step:
-        chosen = ctx.lake.read("gold", "recs").where(F.col("model") == f"hybrid_{h.method}")
-        ctx.lake.overwrite(chosen, "gold", "recs_final")
-        step.rows = ctx.lake.last_commit_metrics("gold", "recs_final")["numOutputRows"]
+    _final_lists(ctx, run_id)
+    _context_popularity(ctx)
+
+
+def _final_lists(ctx: Context, run_id: str) -> None:
+    """The configured method's lists, a share of cold items, a reason per row: gold.recs_final."""
+    h, k, lake = ctx.cfg.hybrid, ctx.cfg.cf.k, ctx.lake
+    chosen = lake.read("gold", "recs").where(F.col("model") == f"hybrid_{h.method}")
+    train = history(ctx, "interactions")
+    cold = ctx.spark.createDataFrame([], "user_idx int, item_idx int, score float")
+    if lake.exists("gold", "item_text_embeddings") and h.cold_item_share > 0:
+        embeddings = lake.read("gold", "item_text_embeddings")
+        new_items = embeddings.join(train.select("item_idx").distinct(), "item_idx", "left_anti")
+        if not new_items.isEmpty():
+            cold = content_recs(train, embeddings, math.ceil(h.cold_item_share * k), ctx.cfg.cf.block_size,
+                                among=new_items)
+    lists = with_cold_items(chosen, cold, h.cold_item_share, k)
+    items = (lake.read("gold", "item_text").select("item_idx", "item_id", "title", "category")
+             if lake.exists("gold", "item_text") else
+             lake.read("gold", "id_map_items").join(lake.read("silver", "items"), "item_id")
+             .select("item_idx", "item_id", "title", "category"))
+    users = lake.read("gold", "id_map_users").join(lake.read("silver", "users"), "user_id").select("user_idx",
+                                                                                                   "region")
+    splits = lake.read("gold", "splits").where(F.col("split").isin("train", "validation"))
+    searches = splits.where(F.col("event_type") == "search").select("user_idx", "query", "ts")
+    postings = lake.read("gold", "search_postings") if lake.exists("gold", "search_postings") else None
+    explained = explain(lists, train, lake.read("gold", "item_neighbours"), items, users, searches, postings)
+    with ctx.progress.step(STAGE, f"gold.recs_final (hybrid_{h.method}, reasons)") as step:
+        lake.overwrite(explained.select(F.lit(f"hybrid_{h.method}").alias("model"), F.lit(run_id).alias("run_id"),
+                                        "*"), "gold", "recs_final")
+        step.rows = lake.last_commit_metrics("gold", "recs_final")["numOutputRows"]
+
+
+def _context_popularity(ctx: Context) -> None:
+    """Popularity per region, age band, part of the day, weekday and category: lists for users with
+    no history (gold.popularity_context)."""
+    lake = ctx.lake
+    events = (lake.read("gold", "splits").where(F.col("split").isin("train", "validation"))
+              .select("user_idx", "item_idx", "hour", "weekday"))
+    users = lake.read("gold", "id_map_users").join(lake.read("silver", "users"), "user_id").select(
+        "user_idx", "region", "age_band")
+    items = history(ctx, "item_features").select("item_idx", "category")
+    with ctx.progress.step(STAGE, "gold.popularity_context") as step:
+        lake.overwrite(context_popularity(events, users, items, ctx.cfg.hybrid.candidates), "gold",
+                       "popularity_context")
+        step.rows = lake.last_commit_metrics("gold", "popularity_context")["numOutputRows"]
 
 
 def _save(ctx: Context, weights: dict[str, float], ranker, models: list[str]) -> None:
