@@ -27,7 +27,33 @@ def parser() -> argparse.ArgumentParser:
     search.add_argument("--filter", dest="filters", action="append", default=[], metavar="KEY=VALUE",
                         help="category=..., brand=..., min_price=..., max_price=..., in_stock=true")
     search.add_argument("--facets", action="store_true", help="also print facet counts over the matches")
+    rec = sub.add_parser("recommend", parents=[common], help="a user's list (gold.recs_final), as a service gives it")
+    rec.add_argument("--user", required=True, help="a user_id; one never seen gets popularity in their context")
+    rec.add_argument("--k", type=int, default=10)
+    rec.add_argument("--explain", action="store_true", help="print each item's reason and evidence")
+    rec.add_argument("--region", default=None)
+    rec.add_argument("--age-band", default=None)
+    rec.add_argument("--query", default=None, help="the shopper's current search, for a new user")
     return p
+
+
+def print_recommendations(args, cfg) -> int:
+    from recsys_spark.hybrid.serve import user_list
+    from recsys_spark.lakehouse import Lakehouse
+    from recsys_spark.pipeline.progress import format_table
+    from recsys_spark.spark import get_spark
+
+    context = {c: v for c, v in (("region", args.region), ("age_band", args.age_band)) if v}
+    try:
+        recs = user_list(Lakehouse(get_spark(cfg), cfg), args.user, args.k, context, args.query)
+    except LookupError as e:
+        print(f"recsys-spark: {e}", file=sys.stderr)
+        return 2
+    columns = ["rank", "item_id", "title", "score"] + (["reason", "evidence"] if args.explain else [])
+    print(format_table(columns, [[r["rank"], r["item_id"], str(r["title"])[:50], f"{r['score']:.4f}",
+                                  *([r["reason"], r["evidence"]] if args.explain else [])]
+                                 for _, r in recs.iterrows()]))
+    return 0
 
 
 def print_search(args, cfg) -> int:
@@ -75,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "search":
         return print_search(args, cfg)
+    if args.command == "recommend":
+        return print_recommendations(args, cfg)
 
     from recsys_spark.logs import setup_logging
     from recsys_spark.pipeline import (

@@ -1,6 +1,6 @@
 """Hybrid fusion: every method on hand-made lists (scaling, ties, Borda, RRF), NDCG as evaluate
 computes it, weight fitting that finds a planted best weight, the ranker learning a planted
-signal, and the stage's tables on the tiny shop."""
+signal, cold start, explanations naming their evidence, and the stage's tables on the tiny shop."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +8,11 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from recsys_spark.hybrid.coldstart import cold_user_list, query_category, with_cold_items
+from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import fit_weights, fuse, ndcg_at_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
+from recsys_spark.hybrid.serve import user_list
 
 # model a lists 10, 11, 12 for user 1; model b lists 11, 13
 LISTS = [("a", 1, 10, 1, 5.0), ("a", 1, 11, 2, 3.0), ("a", 1, 12, 3, 1.0),
@@ -118,3 +121,47 @@ def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
                .where("split = 'test' AND slice = 'all'").collect()}
     # fusion keeps what the models found: better than popularity by far on the planted tastes
     assert metrics[("hybrid_weighted", "ndcg")] > 2 * metrics[("popularity", "ndcg")]
+
+
+def test_explanations_name_the_right_evidence_item(spark):
+    recs = spark.createDataFrame([(1, 1, 5, 0.9, False), (1, 2, 6, 0.8, False), (1, 3, 9, 0.7, False),
+                                  (1, 4, 7, 0.6, False), (1, 5, 8, 0.5, True)],
+                                 "user_idx int, rank int, item_idx int, score float, cold boolean")
+    seen = spark.createDataFrame([(1, 1, 2.0), (1, 2, 1.0)], "user_idx int, item_idx int, confidence double")
+    # item 5 is reached from 1 (2.0 x 0.5 = 1.0) and from 2 (1.0 x 0.9): item 1 is the evidence
+    neighbours = spark.createDataFrame([("cooccurrence", 1, 5, 0.5), ("cooccurrence", 2, 5, 0.9),
+                                        ("content", 2, 6, 0.8)],
+                                       "method string, item_idx int, neighbour_idx int, score double")
+    items = spark.createDataFrame([(i, f"i{i}", f"title {i}", "lamps" if i == 8 else "chairs") for i in range(1, 10)],
+                                  "item_idx int, item_id string, title string, category string")
+    users = spark.createDataFrame([(1, "north")], "user_idx int, region string")
+    searches = spark.createDataFrame([(1, "red lamp", "2025-01-01 10:00:00")], "user_idx int, query string, ts string")
+    postings = spark.createDataFrame([("lamp", 9, "title", 1)], "term string, item_idx int, field string, tf int")
+    got = {r["item_idx"]: (r["reason"], r["evidence"]) for r in
+           explain(recs, seen, neighbours, items, users, searches, postings).collect()}
+    assert got == {5: ("bought together with title 1", "i1"), 6: ("similar to title 2 you viewed", "i2"),
+                   9: ("because you searched 'red lamp'", "red lamp"), 7: ("popular in chairs in north", "chairs"),
+                   8: ("new in lamps", "lamps")}
+
+
+def test_cold_items_take_the_last_slots_and_a_new_user_gets_context_popularity(spark):
+    recs = spark.createDataFrame([(1, r, 10 + r, 1.0 / r) for r in range(1, 5)],
+                                 "user_idx int, rank int, item_idx int, score float")
+    cold = spark.createDataFrame([(1, 90, 0.2), (1, 91, 0.9), (2, 92, 0.5)], "user_idx int, item_idx int, score float")
+    out = with_cold_items(recs, cold, 0.5, 4).where("user_idx = 1").orderBy("rank").collect()
+    assert [(r["item_idx"], r["cold"]) for r in out] == [(11, False), (12, False), (91, True), (90, True)]
+    table = pd.DataFrame({"context": ["all", "all", "region", "region"], "value": ["all", "all", "north", "north"],
+                          "rank": [1, 2, 1, 2], "item_idx": [1, 2, 2, 3], "score": [0.5, 0.4, 0.6, 0.3]})
+    north = cold_user_list(table, {"region": "north", "unknown": "x"}, 3)
+    # (all + region) / 2: item 2 (0.4 + 0.6) / 2 = 0.5, item 1 0.25, item 3 0.15
+    assert north["item_idx"].tolist() == [2, 1, 3] and north["score"].tolist() == pytest.approx([0.5, 0.25, 0.15])
+    assert cold_user_list(table, {}, 2)["item_idx"].tolist() == [1, 2]
+    assert query_category("a comfy office chairs", ["chairs", "lamps"]) == "chairs"
+
+
+def test_a_user_never_seen_before_gets_a_list_and_a_known_user_reasons(shop):
+    new = user_list(shop.lake, "u-never-seen", 5, {"region": "north"}, query="shoes")
+    assert len(new) == 5 and new["reason"].str.startswith("popular with shoppers in").all()
+    known_id = shop.lake.read("gold", "id_map_users").join(shop.lake.read("gold", "recs_final"), "user_idx").first()
+    mine = user_list(shop.lake, known_id["user_id"], 10)
+    assert len(mine) == 10 and mine["reason"].notna().all() and mine["evidence"].notna().all()
