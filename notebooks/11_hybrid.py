@@ -1,0 +1,30 @@
+# Databricks notebook source
+# MAGIC %md
+# MAGIC # recsys-spark: hybrid lists, cold start and explanations
+# MAGIC `hybrid` fuses the models' candidate lists (average, rank average, fitted weights, Borda, RRF
+# MAGIC and a LightGBM ranker learnt on the tuning cut) into gold.recs, and writes gold.recs_final:
+# MAGIC the configured method's lists with a share of new items and a reason per row, plus
+# MAGIC gold.popularity_context for users with no history. Runs the same code as
+# MAGIC `spark-submit jobs/hybrid.py`. Widget `user`: whose list to print (anyone, known or not).
+
+# COMMAND ----------
+
+# MAGIC %pip install --quiet lightgbm==4.7.0
+
+# COMMAND ----------
+
+# MAGIC %run ./_setup
+
+# COMMAND ----------
+
+run_stage_from_widgets("hybrid")
+
+# COMMAND ----------
+
+dbutils.widgets.text("user", "")
+args = ["recommend", "--user", dbutils.widgets.get("user") or "someone-new", "--explain",
+        "--conf", os.path.join(REPO, "conf", "databricks.yaml")]
+args += ["--dataset", dbutils.widgets.get("dataset")] if dbutils.widgets.get("dataset") else []
+for item in dbutils.widgets.get("overrides").split():
+    args += ["--set", item]
+main(args)
