@@ -115,7 +115,7 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
     assert runs["train_als"]["gold.interactions"] == ctx.lake.identity("gold", "interactions")
     assert set(runs) == {"features", "search_index", "train_als", "neighbours", "recommend", "train_ranker",
-                         "train_deep", "evaluate", "bandit"}
+                         "train_deep", "hybrid", "evaluate", "bandit"}
 
 
 def test_neighbours_share_the_planted_categories(ctx):
