@@ -22,8 +22,8 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "neighbours": cf.neighbours,
     "recommend": cf.recommend,
     "train_ranker": search.train_ranker,
-    "train_deep": deep.run,
     "hybrid": hybrid.hybrid,
+    "train_deep": deep.run,
     "evaluate": cf.evaluate,
     "bandit": bandit.bandit,
 }
