@@ -63,8 +63,8 @@ def cold_user_list(table: pd.DataFrame, context: dict[str, str], k: int) -> pd.D
         mask |= (table["context"] == c) & (table["value"] == v)
     used = table[mask]
     segments = max(used[["context", "value"]].drop_duplicates().shape[0], 1)
-    scores = (used.groupby("item_idx")["score"].sum() / segments).sort_values(ascending=False, kind="stable")
-    top = scores.reset_index().sort_values(["score", "item_idx"], ascending=[False, True]).head(k)
+    scores = (used.groupby("item_idx")["score"].sum() / segments).reset_index()
+    top = scores.sort_values(["score", "item_idx"], ascending=[False, True]).head(k)
     where = " and ".join(f"{c} {v}" for c, v in given.items()) or "the shop"
     top["reason"] = f"popular with shoppers in {where}"
     top["rank"] = range(1, len(top) + 1)

@@ -12,6 +12,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark.hybrid.fusion import scaled, top_k
+from recsys_spark.search.ranker import lambdarank
 
 
 def feature_names(models: list[str]) -> list[str]:
@@ -34,23 +35,21 @@ def ranker_table(candidates: DataFrame, models: list[str], depth: int, item_feat
 
 
 def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimators: int, learning_rate: float,
-          seed: int) -> lgb.LGBMRanker:
+          seed: int) -> lgb.Booster:
     """table: ranker rows with `label`; one group per user, users without a relevant candidate left out
     (lambdarank learns nothing from them)."""
     keep = table.groupby("user_idx")["label"].transform("max") > 0
     table = table[keep].sort_values("user_idx", kind="stable")
     if table.empty:
         raise ValueError("hybrid ranker: no tuning-cut user has a validation item among the candidates")
-    model = lgb.LGBMRanker(objective="lambdarank", num_leaves=num_leaves, n_estimators=n_estimators,
-                           learning_rate=learning_rate, random_state=seed, n_jobs=1, verbose=-1)
-    model.fit(table[features].to_numpy(np.float32), table["label"].to_numpy(),
-              group=table.groupby("user_idx", sort=False).size().to_numpy())
-    return model
+    return lambdarank(table[features].to_numpy(np.float32), table["label"].to_numpy(),
+                      table.groupby("user_idx", sort=False).size().to_numpy(), num_leaves, n_estimators,
+                      learning_rate, seed)
 
 
-def rerank(table: DataFrame, model: lgb.LGBMRanker, features: list[str], k: int) -> DataFrame:
+def rerank(table: DataFrame, model: lgb.Booster, features: list[str], k: int) -> DataFrame:
     """(user_idx, rank, item_idx, score): the final cut's candidates by the ranker's score."""
-    booster = table.sparkSession.sparkContext.broadcast(model.booster_.model_to_string())
+    booster = table.sparkSession.sparkContext.broadcast(model.model_to_string())
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = lgb.Booster(model_str=booster.value)

@@ -146,5 +146,5 @@ def _context_popularity(ctx: Context) -> None:
 def _save(ctx: Context, weights: dict[str, float], ranker, models: list[str]) -> None:
     out = Path(local_path(ctx.lake.model_path("hybrid")))
     out.mkdir(parents=True, exist_ok=True)
-    ranker.booster_.save_model(str(out / "ranker.txt"))
+    ranker.save_model(str(out / "ranker.txt"))
     (out / "fusion.json").write_text(json.dumps({"models": models, "weights": weights}, indent=2) + "\n")

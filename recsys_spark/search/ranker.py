@@ -142,10 +142,20 @@ def training_data(searcher, queries: list[Query], n: int) -> tuple[np.ndarray, n
     return np.vstack(xs), np.concatenate(ys), groups
 
 
-def train(searcher, queries: list[Query], conf: RankerConf):
-    """A lambdarank Booster, or None when fewer than conf.min_queries queries can teach it."""
+def lambdarank(x: pd.DataFrame | np.ndarray, y: np.ndarray, groups: list[int] | np.ndarray, num_leaves: int,
+               n_estimators: int, learning_rate: float, seed: int):
+    """A LightGBM lambdarank Booster, one thread and deterministic, so a rerun learns the same trees."""
     import lightgbm as lgb
 
+    model = lgb.LGBMRanker(objective="lambdarank", n_estimators=n_estimators, num_leaves=num_leaves,
+                           learning_rate=learning_rate, random_state=seed, n_jobs=1, verbose=-1,
+                           deterministic=True, force_row_wise=True)
+    model.fit(x, y, group=groups)
+    return model.booster_
+
+
+def train(searcher, queries: list[Query], conf: RankerConf):
+    """A lambdarank Booster, or None when fewer than conf.min_queries queries can teach it."""
     x, y, groups = training_data(searcher, queries, conf.candidates)
     log.info("[search] ranker: %d of %d queries have the wanted item among %d candidates", len(groups),
              len(queries), conf.candidates)
@@ -153,8 +163,5 @@ def train(searcher, queries: list[Query], conf: RankerConf):
         log.warning("[search] ranker: %d queries to learn from, fewer than search.ranker.min_queries = %d; "
                     "personalised search stays plain hybrid", len(groups), conf.min_queries)
         return None
-    model = lgb.LGBMRanker(objective="lambdarank", n_estimators=conf.n_estimators, num_leaves=conf.num_leaves,
-                           learning_rate=conf.learning_rate, random_state=conf.seed, n_jobs=1, verbose=-1,
-                           deterministic=True, force_row_wise=True)
-    model.fit(pd.DataFrame(x, columns=FEATURES), y, group=groups)
-    return model.booster_
+    return lambdarank(pd.DataFrame(x, columns=FEATURES), y, groups, conf.num_leaves, conf.n_estimators,
+                      conf.learning_rate, conf.seed)
