@@ -12,7 +12,7 @@ STAMP := $(VENV)/.stamp-$(HOROVOD_VERSION)
 B ?= all
 DATASET ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench report clean wheel cluster-test
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
 	@[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q "pip>=24" "setuptools>=77" wheel
-	$(PIP) install -q -e ".[deep,search,dev,bench]"
+	$(PIP) install -q -e ".[deep,search,dev,bench,tracking]"
 	$(PIP) install -q --no-deps petastorm==0.13.1
 	$(PIP) install -q --no-deps $(HOROVOD_WHEEL)
 	$(PY) -m recsys_spark.spark --write-defaults
@@ -48,11 +48,26 @@ demo: install
 test: install
 	$(PY) -m pytest tests -q -ra --durations=15
 
+# The project as one wheel (conf/ inside): what clusters get on --py-files and Databricks %pip installs.
+wheel: install
+	rm -rf dist build
+	$(PIP) wheel -q --no-deps --no-build-isolation . -w dist
+	@ls dist/*.whl
+
+# A real standalone cluster (a master, two one-core workers) from the installed pyspark runs the
+# pipeline with the wheel; its tables must equal a local-mode run's.
+cluster-test: wheel
+	$(PY) -m recsys_spark.cluster --wheel $$(ls dist/recsys_spark-*.whl)
+
 lint: install
 	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) -m recsys_spark.bench $(B) $(if $(DATASET),--dataset $(DATASET))
+
+# reports/index.md: every report's table and plot (figures redrawn from the JSON reports).
+report: install
+	$(PY) -m recsys_spark.bench.plots
 
 clean:
 	rm -rf lakehouse reports/*.tmp spark-warehouse metastore_db derby.log

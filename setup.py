@@ -12,6 +12,7 @@ CORE = [
     "pyarrow==14.0.2",
     "pyyaml>=6",
     "pydantic==2.12.5",
+    "tqdm>=4.66",
 ]
 DEEP = [
     "torch==2.13.0",
@@ -33,6 +34,8 @@ SEARCH = [
     "transformers==5.23.0",
 ]
 DEV = ["pytest>=8", "pytest-timeout", "ruff"]
+# MLflow's client and its sqlite store (tracking.mlflow); Databricks runtimes bring their own MLflow.
+TRACKING = ["mlflow-skinny==3.17.2", "sqlalchemy==2.1.9", "alembic==1.20.1"]
 # implicit: the CPU ALS the als_vs_implicit benchmark compares with; obp (Open Bandit Pipeline): the
 # off-policy estimators the bandit benchmark checks its own against; matplotlib: the benchmarks' plots.
 BENCH = ["implicit==0.7.2", "obp==0.4.1", "matplotlib==3.10.7"]
@@ -41,9 +44,13 @@ setup(
     name="recsys-spark",
     version="0.1.0",
     description="E-commerce search and recommendation jobs on Spark and Delta Lake",
-    packages=find_packages(include=["recsys_spark", "recsys_spark.*"]),
+    packages=[*find_packages(include=["recsys_spark", "recsys_spark.*"]), "recsys_spark.conf"],
+    # The wheel carries conf/ (base.yaml, the overlays, the data sets) so that it runs on its own.
+    package_dir={"recsys_spark.conf": "conf"},
+    package_data={"recsys_spark.conf": ["*.yaml", "datasets/*.yaml"]},
     python_requires=">=3.11,<3.12",
     install_requires=CORE,
-    extras_require={"deep": DEEP, "search": SEARCH, "dev": DEV, "bench": BENCH},
+    extras_require={"deep": DEEP, "search": SEARCH, "dev": DEV, "bench": BENCH,
+                    "tracking": TRACKING},
     entry_points={"console_scripts": ["recsys-spark=recsys_spark.cli:main"]},
 )

@@ -15,7 +15,9 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+# A checkout's conf/; an installed wheel carries the same files as recsys_spark/conf.
+_HERE = Path(__file__).resolve().parent
+CONF_DIR = _HERE.parent / "conf" if (_HERE.parent / "conf").is_dir() else _HERE / "conf"
 
 Positive = Annotated[int, Field(ge=1)]
 Rate = Annotated[float, Field(ge=0.0, lt=0.5)]
@@ -80,6 +82,7 @@ class FileSourceConf(Section):
     format: Literal["csv", "json", "parquet", "lines", "recbole"] = "csv"
     options: dict[str, str] = {}
     columns: dict[str, str] = {}
+    derive: dict[str, str] = {}          # raw column -> Spark SQL over the file's columns (JSON paths too)
     constants: dict[str, str] = {}
     distinct: bool = False
 
@@ -87,6 +90,9 @@ class FileSourceConf(Section):
     def _exists(self) -> FileSourceConf:
         if "://" not in self.path and not Path(self.path).exists():
             raise ValueError(f"no such file {self.path}")
+        twice = sorted(set(self.columns) & set(self.derive))
+        if twice:
+            raise ValueError(f"{twice[0]!r} is both mapped (columns) and derived (derive): keep one")
         return self
 
 
@@ -314,6 +320,13 @@ class BanditLogsConf(Section):
     other_policies: list[str] = ["bts"]
 
 
+class TrackingConf(Section):
+    """MLflow: off means mlflow is never imported."""
+    mlflow: bool = False
+    uri: str = ""                       # empty: sqlite under the lakehouse root; the workspace on Databricks
+    experiment: str = "recsys-spark"    # on Databricks a workspace path, e.g. /Shared/recsys-spark
+
+
 class BanditConf(Section):
     """Policies that choose a slate from click feedback, judged online (simulator) and offline (logs)."""
     policies: list[Literal["random", "popularity", "epsilon_greedy", "linucb", "thompson"]] = Field(
@@ -357,6 +370,7 @@ class Config(Section):
     search: SearchConf = SearchConf()
     hybrid: HybridConf = HybridConf()
     bandit: BanditConf = BanditConf()
+    tracking: TrackingConf = TrackingConf()
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -370,6 +384,10 @@ class Config(Section):
         if self.privacy.hash_user_ids and not os.environ.get(self.privacy.key_env):
             raise ValueError(f"config key 'privacy.hash_user_ids' is on but the environment variable "
                              f"{self.privacy.key_env} is empty")
+        if (self.tracking.mlflow and not self.tracking.uri and self.runtime != "databricks"
+                and "://" in self.lakehouse.root):
+            raise ValueError(f"config key 'tracking.uri' is needed: the default sqlite store needs a local "
+                             f"lakehouse.root, not {self.lakehouse.root}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

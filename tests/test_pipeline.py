@@ -8,7 +8,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark.config import SplitConf
 from recsys_spark.features.split import leave_last_out_split, make_split
-from recsys_spark.pipeline import TABLES, run_stage
+from recsys_spark.pipeline import STAGES, TABLES, bandit_summary, metrics_summary, run_stage
 from recsys_spark.pipeline.cf import history
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import changed_reads, last_run
@@ -114,8 +114,7 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
     assert metrics[("popularity", "lists_filled")] == 0.0 and metrics[("item_knn", "lists_filled")] > 0.0
     runs = {r["stage"]: json.loads(r["inputs"]) for r in ctx.lake.read("gold", "runs").collect()}
     assert runs["train_als"]["gold.interactions"] == ctx.lake.identity("gold", "interactions")
-    assert set(runs) == {"features", "search_index", "train_als", "neighbours", "recommend", "train_ranker",
-                         "train_deep", "hybrid", "evaluate", "bandit"}
+    assert set(runs) == set(STAGES)
 
 
 def test_neighbours_share_the_planted_categories(ctx):
@@ -170,3 +169,10 @@ def test_a_changed_setting_is_seen_by_the_stage_that_read_it(ctx, stage, overrid
     moved = Context(tiny_config(root, override), ctx.spark, ctx.lake, ctx.progress)
     assert changed in changed_reads(moved, last_run(moved, stage))
     assert changed_reads(moved, last_run(moved, "ingest" if stage == "features" else "features")) == []
+
+
+def test_end_of_run_summaries_name_each_model_and_policy_once(ctx):
+    models = [line.split()[0] for line in metrics_summary(ctx).splitlines()[2:]]
+    assert "als" in models and len(models) == len(set(models))
+    policies = [line.split()[0] for line in bandit_summary(ctx).splitlines()[2:]]
+    assert sorted(policies) == sorted(ctx.cfg.bandit.policies)   # no benchmark ratio rows among them

@@ -79,6 +79,9 @@ def held_out_examples(histories: DataFrame, targets: DataFrame, length: int) -> 
 
 def materialise(df: DataFrame, path: str, files: int) -> int:
     """Write `df` as Parquet in `files` files of about equal size (Petastorm shards by row group,
-    one per file here, so ranks get equal shares); returns the row count."""
-    df.repartition(files).write.mode("overwrite").parquet(path)
+    one per file here, so ranks get about equal shares); returns the row count. Each file's rows and
+    their order follow from the rows alone (a hash), not from the order shuffle blocks arrive in,
+    so a cluster trains on the same files as local mode."""
+    key = F.xxhash64(*df.columns)
+    df.repartition(files, key).sortWithinPartitions(key).write.mode("overwrite").parquet(path)
     return df.sparkSession.read.parquet(path).count()

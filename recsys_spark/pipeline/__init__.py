@@ -79,7 +79,8 @@ def bandit_summary(ctx: Context) -> str:
     """The latest bandit run on the simulated shop: clicks and regret per policy."""
     if not ctx.lake.exists("gold", "bandit_metrics"):
         return "(no bandit run yet)"
-    metrics = ctx.lake.read("gold", "bandit_metrics").where(F.col("metric").startswith("cumulative_re"))
+    metrics = (ctx.lake.read("gold", "bandit_metrics")
+               .where(F.col("metric").isin("cumulative_reward", "cumulative_regret")))
     latest = metrics.orderBy(F.desc("evaluated_at")).select("run_id").first()
     if latest is None:
         return "(no simulated rounds: the source is not the synthetic shop)"
