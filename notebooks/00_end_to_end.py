@@ -15,10 +15,7 @@ run_stage_from_widgets("pipeline")
 
 # COMMAND ----------
 
-from recsys_spark.config import load_config
-from recsys_spark.lakehouse import Lakehouse
-
-lake = Lakehouse(spark, load_config(os.path.join(REPO, "conf", "databricks.yaml")))
+lake = lakehouse()
 display(lake.read("silver", "quality_report").groupBy("table", "check").sum("rows"))
 display(lake.read("gold", "interactions").where("cut = 'final'").limit(20))
 display(lake.read("gold", "metrics").where("split = 'test'").groupBy("model").pivot("metric").avg("value"))

