@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
+import time
 from importlib import import_module
 
+from recsys_spark.bench.report import REPORTS
+from recsys_spark.config import load_config
 from recsys_spark.logs import setup_logging
 
 BENCHMARKS = {
@@ -42,8 +45,15 @@ def main(argv: list[str]) -> int:
               f"{', '.join(n for n in runs if n not in fixed) or 'b2'}", file=sys.stderr)
         return 2
     setup_logging()
-    for run in runs.values():
+    cfg = load_config(None)   # conf/local.yaml: with tracking.mlflow on, reports go to MLflow too
+    for name, run in runs.items():
+        start = time.time()
         run(**({"dataset": args.dataset} if args.dataset else {}))
+        if cfg.tracking.mlflow:
+            from recsys_spark.tracking import log_report
+
+            written = [p for p in REPORTS.glob(f"{name}*") if p.stat().st_mtime >= start]
+            log_report(cfg, name, written, time.time() - start)
     return 0
 
 

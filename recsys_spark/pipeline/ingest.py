@@ -13,6 +13,7 @@ from recsys_spark.data.raw import RAW_COLUMNS, read_file_source, to_raw
 from recsys_spark.data.synthetic import generate
 from recsys_spark.lakehouse import with_ingest_metadata
 from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.runs import run_once
 
 STAGE = "ingest"
 
@@ -21,7 +22,7 @@ def batch_id(cfg: Config) -> str:
     """Configured, or derived from the source settings: the same source is the same batch."""
     if cfg.source.batch_id:
         return cfg.source.batch_id
-    src = cfg.to_dict()["source"]
+    src = cfg.source.model_dump(mode="json")
     spec = {"kind": src["kind"], src["kind"]: src[src["kind"]]}
     return f"{src['kind']}-{hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]}"
 
@@ -42,6 +43,10 @@ def read_sources(ctx: Context) -> dict[str, tuple[DataFrame, str]]:
 
 
 def run(ctx: Context) -> None:
+    run_once(ctx, STAGE, lambda run_id: _ingest(ctx))
+
+
+def _ingest(ctx: Context) -> None:
     bid = batch_id(ctx.cfg)
     for table, (raw, source) in read_sources(ctx).items():
         with ctx.progress.step(STAGE, f"bronze.{table}") as step:

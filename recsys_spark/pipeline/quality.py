@@ -6,14 +6,12 @@ the counts do not add up.
 """
 from __future__ import annotations
 
-import uuid
-
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from recsys_spark.data.raw import RAW_COLUMNS
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.runs import utc_now
+from recsys_spark.pipeline.runs import run_once, utc_now
 from recsys_spark.quality.rules import (
     EVENTS,
     ITEMS,
@@ -131,7 +129,10 @@ def account_events(ctx: Context, batches: list[str]) -> None:
 
 
 def run(ctx: Context) -> None:
-    run_id = uuid.uuid4().hex[:12]
+    run_once(ctx, STAGE, lambda run_id: _check(ctx, run_id))
+
+
+def _check(ctx: Context, run_id: str) -> None:
     for table in ("items", "users", "events"):
         if ctx.lake.exists("bronze", table):
             check_table(ctx, table, run_id)

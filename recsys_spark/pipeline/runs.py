@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -111,7 +112,7 @@ def run_once(ctx: Context, stage: str, body) -> None:
             log.info("[%s] nothing it read has changed since run %s: nothing to do", stage, previous["run_id"])
             return
         log.info("[%s] changed since run %s: %s", stage, previous["run_id"], ", ".join(changed[:5]))
-    started, run_id, cfg = utc_now(), uuid.uuid4().hex[:12], ctx.cfg
+    started, clock, run_id, cfg = utc_now(), time.time(), uuid.uuid4().hex[:12], ctx.cfg
     config_reads: dict[str, Any] = {}
     ctx.cfg = ConfigReads(cfg, "", config_reads)
     ctx.lake.start_recording()
@@ -125,3 +126,7 @@ def run_once(ctx: Context, stage: str, body) -> None:
     row = (run_id, stage, json.dumps(tables, sort_keys=True), json.dumps(config_reads, sort_keys=True),
            json.dumps(cfg.to_dict(), sort_keys=True), started, utc_now())
     ctx.lake.append(ctx.spark.createDataFrame([row], SCHEMA), "gold", "runs")
+    if cfg.tracking.mlflow:
+        from recsys_spark.tracking import log_stage_run
+
+        log_stage_run(ctx, stage, run_id, config_reads, tables, clock)
