@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -90,5 +91,13 @@ def read_file_source(spark: SparkSession, spec: FileSourceConf, table: str) -> D
     if missing:
         raise ValueError(f"{spec.path}: column {missing[0]!r} named in the mapping for {table} is not in the "
                          f"file; its columns are {df.columns}")
-    raw = to_raw(df, table, spec.columns, spec.constants)
+    columns = dict(spec.columns)
+    for name, expression in spec.derive.items():
+        columns[name] = f"_derived_{name}"
+        try:
+            df = df.withColumn(columns[name], F.expr(expression))
+        except AnalysisException as e:
+            raise ValueError(f"{spec.path}: source.files.{table}.derive.{name} = {expression!r} does not apply "
+                             f"to the file's columns {df.columns}: {str(e).splitlines()[0]}") from None
+    raw = to_raw(df, table, columns, spec.constants)
     return raw.distinct() if spec.distinct else raw
