@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from recsys_spark.bench.plots import plot_report
 from recsys_spark.pipeline.progress import format_table
 
 REPORTS = Path("reports")
@@ -46,6 +47,9 @@ def write_report(name: str, protocol: str, dataset: str, rows: list[dict], timin
     md = [f"# {name}", "", f"Protocol: {protocol}", "", f"Dataset: {dataset}", "", "```", table, "```", ""]
     md += [f"- {n}" for n in notes or []]
     md += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items()), ""]
+    figure = plot_report(doc, REPORTS / f"{name}.png")
+    if figure:
+        md += [f"![{name}]({figure.name})", ""]
     (REPORTS / f"{name}.md").write_text("\n".join(md))
     print("\n".join(md))
     return path
@@ -53,8 +57,12 @@ def write_report(name: str, protocol: str, dataset: str, rows: list[dict], timin
 
 def keep_per_dataset(path: Path, dataset: str) -> None:
     """reports/<name>.* is the latest run; a copy as <name>-<dataset>.* keeps each data set's table."""
-    for suffix in (".json", ".md"):
-        shutil.copyfile(path.with_suffix(suffix), path.with_name(f"{path.stem}-{dataset}{suffix}"))
+    copy = f"{path.stem}-{dataset}"
+    for suffix in (".json", ".png"):
+        if path.with_suffix(suffix).exists():
+            shutil.copyfile(path.with_suffix(suffix), path.with_name(copy + suffix))
+    md = path.with_suffix(".md").read_text().replace(f"]({path.stem}.png)", f"]({copy}.png)")
+    path.with_name(copy + ".md").write_text(md)
 
 
 def _fmt(v: Any) -> str:
