@@ -38,3 +38,17 @@ def test_spark_submit_runs_a_job(spark, tmp_path):
     assert "[ingest] bronze.events" in out.stdout + out.stderr
     lake = Lakehouse(spark, tiny_config(tmp_path))
     assert lake.count("bronze", "events") > 2500
+
+
+def test_progress_off_a_terminal_is_log_lines_with_counts_and_rates(caplog, monkeypatch):
+    import logging
+
+    from recsys_spark.logs import track
+
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+    with caplog.at_level(logging.INFO, logger="recsys_spark"):
+        assert list(track(range(3), "[train_deep] sasrec epoch 1", total=3, every_s=0.0)) == [0, 1, 2]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0].startswith("[train_deep] sasrec epoch 1: 1/3 batches, ")
+    assert lines[-1].split(": ")[1].startswith("3/3")
+    assert all(line.endswith("batches/s") for line in lines)

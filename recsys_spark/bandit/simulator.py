@@ -21,6 +21,7 @@ from pyspark.sql import SparkSession
 from recsys_spark.bandit.policies import Policy
 from recsys_spark.config import SyntheticConf
 from recsys_spark.data.synthetic import AFFINITY, CHOICE, funnel_probs, generate_items, user_tastes
+from recsys_spark.logs import track
 
 FEATURES = ["bias", "share", "top_category", "second_category", "popularity", "share_x_popularity"]
 
@@ -117,7 +118,8 @@ def simulate(policy: Policy, shop: Shop, rounds: int, batch: int = 100, candidat
     bias = np.asarray(position_bias)
     done, clicks, regret = [], [], []
     total_clicks = total_regret = 0.0
-    for b in shop.batches(rounds, batch, candidates, seed):
+    arrivals = shop.batches(rounds, batch, candidates, seed)
+    for b in track(arrivals, f"[bandit] {policy.name}", total=-(-rounds // batch), every_s=10.0):
         c, r = play(policy, shop, b, bias)
         total_clicks += c.sum()
         total_regret += float(r.sum())

@@ -24,7 +24,7 @@ from torch import nn
 
 from recsys_spark.deep.loader import epoch_batches, shard_rows
 from recsys_spark.deep.models import SideFeatures, build_model
-from recsys_spark.logs import setup_logging
+from recsys_spark.logs import setup_logging, track
 
 log = logging.getLogger("recsys_spark")
 
@@ -232,8 +232,11 @@ def train(spec: TrainSpec) -> dict:
         torch.manual_seed(spec.seed * 1000 + epoch * 10 + dist.rank)
         generator = torch.Generator().manual_seed(spec.seed * 7919 + epoch * 10 + dist.rank)
         total = torch.zeros(1, dtype=torch.float64)
-        for step, batch in enumerate(epoch_batches(spec.train_path, spec.fields, spec.batch_size, dist.rank,
-                                                   dist.size, spec.seed + epoch, spec.workers)):
+        batches = epoch_batches(spec.train_path, spec.fields, spec.batch_size, dist.rank, dist.size,
+                                spec.seed + epoch, spec.workers)
+        if dist.rank == 0:
+            batches = track(batches, f"[train_deep] {spec.model} epoch {epoch + 1}", total=steps)
+        for step, batch in enumerate(batches):
             if step >= steps:  # the rest of a larger shard is read (and counted), not trained on
                 continue
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
