@@ -9,12 +9,13 @@ WHEELS := $(CACHE)/wheels
 HOROVOD_VERSION := 0.28.1
 HOROVOD_WHEEL := $(WHEELS)/horovod-$(HOROVOD_VERSION)-cp311-cp311-linux_x86_64.whl
 STAMP := $(VENV)/.stamp-$(HOROVOD_VERSION)
+BLAS := $(VENV)/blas/libblas.so.3
 B ?= all
 DATASET ?=
 
 .PHONY: install demo test lint bench report clean wheel cluster-test
 
-install: $(STAMP)
+install: $(STAMP) $(BLAS)
 
 # One stamp per set of inputs: re-running is a no-op until setup.py or the Makefile changes.
 $(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
@@ -25,6 +26,20 @@ $(STAMP): setup.py Makefile $(HOROVOD_WHEEL)
 	$(PIP) install -q --no-deps $(HOROVOD_WHEEL)
 	$(PY) -m recsys_spark.spark --write-defaults
 	@touch $@
+
+# OpenBLAS for MLlib's native BLAS (netlib's JNIBLAS), unpacked from Debian packages without root
+# into the venv; recsys_spark.spark points the JVM at it. Where apt-get is missing, MLlib keeps its
+# Java BLAS and the session's first log line says which one is in use.
+$(BLAS):
+	@mkdir -p $(VENV)/blas
+	@set -e; tmp=$$(mktemp -d); \
+	if (cd $$tmp && apt-get download libopenblas0-pthread libgfortran5 libquadmath0) >/dev/null 2>&1; then \
+	  for d in $$tmp/*.deb; do dpkg -x $$d $$tmp/x; done; \
+	  cp -a $$(dirname $$(find $$tmp/x -name libblas.so.3 | head -1))/. $(VENV)/blas/; \
+	  cp -a $$(find $$tmp/x -name 'libgfortran.so.5*' -o -name 'libquadmath.so.0*') $(VENV)/blas/; \
+	  echo "OpenBLAS for MLlib in $(VENV)/blas"; \
+	else echo "no OpenBLAS (apt-get download failed): MLlib keeps its Java BLAS"; fi; \
+	rm -rf $$tmp
 
 # horovod 0.28.1's sdist asks for C++14; torch >= 2.1 headers need C++17. Built once, cached
 # outside the checkout.

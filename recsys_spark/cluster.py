@@ -25,7 +25,8 @@ from typing import Any
 log = logging.getLogger("recsys_spark")
 
 ROOT = Path(__file__).resolve().parent.parent
-# A small shop: every stage runs, in minutes, on two one-core executors.
+# A small shop: every stage runs, in minutes, on two one-core executors. Every setting in which
+# conf/local.yaml and conf/cluster.yaml differ is set here, so both runs train the same models.
 SHOP = [
     "source.synthetic.n_events=20000",
     "source.synthetic.n_users=400",
@@ -33,6 +34,7 @@ SHOP = [
     "source.synthetic.n_categories=8",
     "spark.shuffle_partitions=2",
     "deep.epochs=2",
+    "deep.max_len=20",
     "deep.dim=16",
     "deep.batch_size=64",
     "bandit.simulator.rounds=[3000]",
@@ -185,11 +187,16 @@ def probe(cluster: StandaloneCluster, package: Path, workdir: Path) -> None:
 
 
 def spark_submit(cluster: StandaloneCluster, package: Path, script: Path, args: list[str]) -> list[str]:
-    from recsys_spark.spark import delta_package
+    """The command, with the BLAS settings a cluster needs for the native BLAS local mode has."""
+    from recsys_spark.spark import delta_package, native_blas_options
 
+    java = " ".join(native_blas_options())
     return [str(spark_home() / "bin" / "spark-submit"), "--master", cluster.url,
             "--packages", delta_package(), "--py-files", str(package),
             "--conf", f"spark.executor.memory={cluster.memory}",
+            "--conf", f"spark.driver.extraJavaOptions={java}", "--conf", f"spark.executor.extraJavaOptions={java}",
+            "--conf", f"spark.executorEnv.LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH', '')}",
+            "--conf", f"spark.executorEnv.OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '1')}",
             "--conf", f"spark.pyspark.python={sys.executable}",
             "--conf", f"spark.pyspark.driver.python={sys.executable}",
             str(script), *args]

@@ -39,6 +39,8 @@ class LakehouseConf(Section):
     root: str = "lakehouse"
     checkpoint_dir: str = "/tmp/recsys-spark/checkpoints"
     models_dir: str = ""
+    # maintain: files no version younger than this needs are deleted (time travel reaches this far)
+    vacuum_hours: Annotated[float, Field(ge=0.0)] = 168.0
 
 
 class SparkConf(Section):

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 from recsys_spark.config import Config
 
 LAYERS = ("bronze", "silver", "quarantine", "gold")
+HOUSEKEEPING = ("OPTIMIZE", "VACUUM START", "VACUUM END")   # commits that leave the rows as they were
 
 
 class Lakehouse:
@@ -80,7 +81,26 @@ class Lakehouse:
         if not self._exists(ref):
             return None
         delta = DeltaTable.forName(self.spark, ref) if self.by_name else DeltaTable.forPath(self.spark, ref)
-        return f"{delta.detail().first()['id']}@{delta.history(1).select('version').first()[0]}"
+        return f"{delta.detail().first()['id']}@{self._data_version(delta)}"
+
+    @staticmethod
+    def _data_version(delta: DeltaTable) -> int:
+        """The newest version whose commit changed the data: compaction and vacuum commits leave a
+        table's rows as they were, so what read it need not run again."""
+        for limit in (20, None):
+            history = delta.history(limit) if limit else delta.history()
+            row = history.where(~F.col("operation").isin(*HOUSEKEEPING)).agg(F.max("version")).first()[0]
+            if row is not None:
+                return row
+        return delta.history(1).select("version").first()[0]
+
+    def maintain(self, layer: str, table: str, vacuum_hours: float) -> dict[str, int]:
+        """OPTIMIZE (compact small files) then VACUUM (delete files no version within
+        `vacuum_hours` needs); returns files removed and added by the compaction."""
+        delta = self._delta(layer, table)
+        metrics = delta.optimize().executeCompaction().first()["metrics"]
+        delta.vacuum(vacuum_hours)
+        return {"files_removed": metrics["numFilesRemoved"], "files_added": metrics["numFilesAdded"]}
 
     def _writer(self, df: DataFrame, mode: str):
         return df.write.format("delta").mode(mode).option("overwriteSchema", "true" if mode == "overwrite" else "false")
@@ -93,11 +113,16 @@ class Lakehouse:
         else:
             writer.save(ref)
 
-    def overwrite(self, df: DataFrame, layer: str, table: str, replace_where: str | None = None) -> None:
-        """Replace the table, or only the rows matching `replace_where` (the partition a run owns)."""
+    def overwrite(self, df: DataFrame, layer: str, table: str, replace_where: str | None = None,
+                  partition_by: list[str] | None = None) -> None:
+        """Replace the table, or only the rows matching `replace_where` (the partition a run owns).
+        A table created partitioned by the `replace_where` column lets writers of different
+        partitions commit at the same time."""
         writer = self._writer(df, "overwrite")
         if replace_where and self.exists(layer, table):
             writer = writer.option("replaceWhere", replace_where).option("overwriteSchema", "false")
+        elif partition_by:
+            writer = writer.partitionBy(*partition_by)
         self._save(writer, layer, table)
 
     def append(self, df: DataFrame, layer: str, table: str) -> None:

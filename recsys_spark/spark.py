@@ -1,6 +1,7 @@
 """The one place a SparkSession is made, for the three places the jobs run."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from importlib import metadata
@@ -9,6 +10,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from recsys_spark.config import Config
+
+log = logging.getLogger("recsys_spark")
 
 DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
@@ -39,7 +42,8 @@ def get_spark(cfg: Config) -> SparkSession:
                 "spark.sql.adaptive.enabled": "true",
                 "spark.databricks.delta.snapshotPartitions": "2",
                 "spark.sql.warehouse.dir": f"{cfg.lakehouse.root}/_warehouse",
-                "spark.driver.extraJavaOptions": "-Dderby.system.home=/tmp/recsys-spark/derby",
+                "spark.driver.extraJavaOptions": " ".join(["-Dderby.system.home=/tmp/recsys-spark/derby",
+                                                          *native_blas_options()]),
             })
         for key, value in settings.items():
             builder = builder.config(key, value)
@@ -49,9 +53,30 @@ def get_spark(cfg: Config) -> SparkSession:
             builder = configure_spark_with_delta_pip(builder)
         spark = builder.getOrCreate()
         spark.sparkContext.setLogLevel(cfg.spark.log_level)
+        log.info("Spark %s, MLlib BLAS: %s", spark.version, blas_in_use(spark))
     _require_delta(spark)
     spark.sparkContext.setCheckpointDir(cfg.lakehouse.checkpoint_dir)
     return spark
+
+
+def native_blas_options() -> list[str]:
+    """JVM options that point MLlib's BLAS (dev.ludovic.netlib) at the OpenBLAS `make` unpacked into
+    the venv (blas/), and turn on the JDK vector API for what stays in Java. The library's directory
+    joins LD_LIBRARY_PATH before the JVM starts (OpenBLAS needs libgfortran beside it); one thread
+    per BLAS call, since Spark already runs a task per core."""
+    options = ["--add-modules=jdk.incubator.vector"]
+    lib = Path(sys.prefix) / "blas"
+    if (lib / "libblas.so.3").is_file():
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), os.environ.get("LD_LIBRARY_PATH")]))
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        options += [f"-Ddev.ludovic.netlib.blas.nativeLibPath={lib / 'libblas.so.3'}",
+                    f"-Ddev.ludovic.netlib.lapack.nativeLibPath={lib / 'liblapack.so.3'}"]
+    return options
+
+
+def blas_in_use(spark: SparkSession) -> str:
+    """Which implementation MLlib's BLAS calls reach: JNIBLAS (native), VectorBLAS or F2jBLAS (Java)."""
+    return spark._jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getSimpleName()
 
 
 def _require_delta(spark: SparkSession) -> None:

@@ -19,6 +19,14 @@ def test_id_map_extends_without_renumbering(spark):
     assert sorted(map(tuple, added.collect())) == [("0", 3), ("c", 4)]
 
 
+def test_id_map_is_dense_and_sorted_across_many_partitions(spark):
+    ids = spark.createDataFrame([(f"u{i:04d}",) for i in range(1000)], "id string").repartition(7)
+    first = extend_id_map(None, ids.where("id < 'u0500'"), "id", "idx").toPandas()
+    assert first["idx"].tolist() == list(range(1, 501)) and first["id"].is_monotonic_increasing
+    added = extend_id_map(spark.createDataFrame(first), ids, "id", "idx").toPandas()
+    assert added["idx"].tolist() == list(range(501, 1001)) and added["id"].iloc[0] == "u0500"
+
+
 def test_interactions_weight_and_decay(spark):
     end = datetime(2025, 1, 21)
     rows = [(1, 10, "view", datetime(2025, 1, 21), None),

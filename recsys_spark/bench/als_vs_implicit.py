@@ -23,6 +23,7 @@ from recsys_spark.bench.report import row, write_report
 from recsys_spark.cf.als import fit_als, recommend
 from recsys_spark.config import ALSConf
 from recsys_spark.evaluation.ranking import ranking_metrics
+from recsys_spark.spark import blas_in_use
 
 # B1's validation picked rank 32, reg 0.2, alpha 1 for Spark (reports/b1.json)
 PARAMS = ALSConf(rank=32, reg_param=0.2, alpha=1.0, max_iter=15, implicit=True, seed=42)
@@ -85,13 +86,15 @@ def run() -> None:
     _, spark_s = fit_spark(big, p)
     _, _, imp_s = fit_implicit(big.toPandas(), p)
     _add(rows, timings, "power_law_100k_users", spark_s, imp_s)
+    blas = blas_in_use(spark)
     write_report("als_vs_implicit", f"implicit ALS fit time, Spark MLlib vs implicit {_version('implicit')} "
                  "(CPU, conjugate gradient), same rank/iterations/regularisation/alpha and cores; quality on the "
                  "B1 split, both top-10 lists scored by the same metrics, seen items excluded",
                  f"MovieLens-100k (B1 split, rank {PARAMS.rank}, {PARAMS.max_iter} iterations); power-law "
                  f"events: 100,000 users x 20,000 items, {n_pairs:,} pairs (rank {p.rank}, {p.max_iter} iterations)",
                  rows, timings,
-                 notes=["fit_time_ratio = Spark seconds / implicit seconds (above 1: implicit is faster).",
+                 notes=[f"MLlib's BLAS: {blas} (JNIBLAS is native OpenBLAS; VectorBLAS and F2jBLAS are Java).",
+                        "fit_time_ratio = Spark seconds / implicit seconds (above 1: implicit is faster).",
                         "Spark's regParam is scaled by each row's number of ratings (ALS-WR) and its confidence is "
                         "1 + alpha*r; implicit's regularisation is unscaled and its confidence alpha*r, so the same "
                         "nominal values are not the same model; quality is shown for both."])

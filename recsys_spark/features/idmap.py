@@ -5,8 +5,9 @@ same batch always maps the same way. Index 0 is never used: sequences pad with i
 """
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 
 def extend_id_map(current: DataFrame | None, ids: DataFrame, id_col: str, idx_col: str) -> DataFrame:
@@ -16,5 +17,8 @@ def extend_id_map(current: DataFrame | None, ids: DataFrame, id_col: str, idx_co
     if current is not None:
         candidates = candidates.join(current.select(id_col), id_col, "left_anti")
         start = current.agg(F.coalesce(F.max(idx_col), F.lit(0))).first()[0]
-    w = Window.orderBy(id_col)
-    return candidates.select(id_col, (F.row_number().over(w) + F.lit(start)).cast("int").alias(idx_col))
+    # Sorted in parallel (range partitions), then numbered by each partition's offset: a window
+    # over the whole table would pull every id into one task.
+    numbered = candidates.orderBy(id_col).rdd.zipWithIndex().map(lambda r: (r[0][0], start + 1 + r[1]))
+    schema = StructType([candidates.schema[id_col], StructField(idx_col, IntegerType())])
+    return candidates.sparkSession.createDataFrame(numbered, schema)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyspark.sql import functions as F
 
-from recsys_spark.pipeline import bandit, cf, deep, features, hybrid, ingest, quality, search
+from recsys_spark.pipeline import bandit, cf, deep, features, hybrid, ingest, maintain, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
 
@@ -26,6 +26,7 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "train_deep": deep.run,
     "evaluate": cf.evaluate,
     "bandit": bandit.bandit,
+    "maintain": maintain.maintain,
 }
 DATA_STAGES = ("ingest", "quality", "features")
 TABLES = {

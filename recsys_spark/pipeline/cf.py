@@ -133,7 +133,7 @@ def write_recs(ctx: Context, stage: str, name: str, run_id: str, recs: DataFrame
         out = fill_to_k(recs, fallback, ctx.cfg.cf.k).select(
             F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), F.lit("final").alias("cut"), "user_idx",
             "rank", "item_idx", F.col("score").cast("float"), "filled")
-        ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'")
+        ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'", partition_by=["model"])
         step.rows = ctx.lake.last_commit_metrics("gold", "recs")["numOutputRows"]
 
 
