@@ -67,7 +67,8 @@ def native_blas_options() -> list[str]:
     options = ["--add-modules=jdk.incubator.vector"]
     lib = Path(sys.prefix) / "blas"
     if (lib / "libblas.so.3").is_file():
-        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join(filter(None, [str(lib), os.environ.get("LD_LIBRARY_PATH")]))
+        paths = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p and p != str(lib)]
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([str(lib), *paths])
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         options += [f"-Ddev.ludovic.netlib.blas.nativeLibPath={lib / 'libblas.so.3'}",
                     f"-Ddev.ludovic.netlib.lapack.nativeLibPath={lib / 'liblapack.so.3'}"]
