@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from recsys_spark.logs import setup_logging
     from recsys_spark.pipeline import (
+        HOUSEKEEPING,
         STAGES,
         bandit_summary,
         metrics_summary,
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     from recsys_spark.pipeline.progress import format_table
 
     setup_logging()
-    if args.command == "run" and args.stage not in STAGES:
-        print(f"recsys-spark: unknown stage {args.stage!r}; stages are {', '.join(STAGES)}", file=sys.stderr)
+    if args.command == "run" and args.stage not in {**STAGES, **HOUSEKEEPING}:
+        print(f"recsys-spark: unknown stage {args.stage!r}; stages are {', '.join({**STAGES, **HOUSEKEEPING})}",
+              file=sys.stderr)
         return 2
     ctx = Context.create(cfg)
     stages = list(STAGES) if args.command == "pipeline" else [args.stage]

@@ -112,10 +112,9 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
-# The collaborative-filtering path, the bandits and maintenance: every kind of stage notebook
-# (Spark, MLlib, pandas UDFs, plain Python, Delta housekeeping), in minutes rather than the whole pipeline.
-NOTEBOOK_STAGES = ("ingest", "quality", "features", "train_als", "neighbours", "recommend", "evaluate", "bandit",
-                   "maintain")
+# The collaborative-filtering path and the bandits: every kind of stage notebook (Spark, MLlib,
+# pandas UDFs, plain Python), in minutes rather than the whole pipeline.
+NOTEBOOK_STAGES = ("ingest", "quality", "features", "train_als", "neighbours", "recommend", "evaluate", "bandit")
 
 
 def test_notebooks_run_the_stages_locally_with_a_dbutils_stand_in(spark, tmp_path, wheel, monkeypatch):
