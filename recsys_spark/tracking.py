@@ -66,7 +66,8 @@ def changed_models(models_dir: str, since: float) -> list[Path]:
     from recsys_spark.deep.data import local_path
 
     root = Path(local_path(models_dir))
-    if "://" in models_dir and not models_dir.startswith("dbfs:/") or not root.is_dir():
+    remote = "://" in models_dir and not models_dir.startswith("dbfs:/")   # hdfs://, s3://: not a local path
+    if remote or not root.is_dir():
         return []
     return sorted(entry for entry in root.iterdir()
                   if any(f.is_file() and f.stat().st_mtime >= since for f in [entry, *entry.rglob("*")]))
