@@ -29,6 +29,9 @@ def get_spark(cfg: Config) -> SparkSession:
         settings = {
             **DELTA_CONF,
             "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
+            # VACUUM lists and deletes files in this many tasks (default 10,000: half a minute a
+            # table on a laptop); the shuffle width is the scale a deployment has chosen
+            "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.showConsoleProgress": "false",
             **cfg.spark.conf,
