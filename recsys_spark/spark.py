@@ -29,8 +29,9 @@ def get_spark(cfg: Config) -> SparkSession:
         settings = {
             **DELTA_CONF,
             "spark.sql.shuffle.partitions": str(cfg.spark.shuffle_partitions),
-            # VACUUM lists and deletes files in this many tasks (default 10,000: half a minute a
-            # table on a laptop); the shuffle width is the scale a deployment has chosen
+            # Parallel file listing (VACUUM's listing and deletes, large source directories) runs
+            # in this many tasks; Spark's 10,000 cost half a minute per small table on a laptop.
+            # The shuffle width is the scale the deployment has chosen.
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             "spark.ui.showConsoleProgress": "false",
