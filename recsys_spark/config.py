@@ -199,7 +199,7 @@ class CFConf(Section):
     recent_days: Annotated[float, Field(gt=0.0)] = 30.0
     als: ALSConf = ALSConf()
     tuning: TuningConf = TuningConf()
-    block_size: Positive = 2048
+    block_mb: Positive = 8  # one block of top-K scores: users per block = this / (items x 4 bytes)
     neighbours: NeighboursConf = NeighboursConf()
     category_top: Positive = 3
     cold_user_events: Annotated[int, Field(ge=0)] = 2   # evaluate's cold_users slice: at most this many events

@@ -45,6 +45,7 @@ def get_spark(cfg: Config) -> SparkSession:
                 "spark.driver.memory": cfg.spark.driver_memory,
                 "spark.sql.adaptive.enabled": "true",
                 "spark.databricks.delta.snapshotPartitions": "2",
+                "spark.python.daemon.module": "recsys_spark.daemon",
                 "spark.sql.warehouse.dir": f"{cfg.lakehouse.root}/_warehouse",
                 "spark.driver.extraJavaOptions": " ".join(["-Dderby.system.home=/tmp/recsys-spark/derby",
                                                           *native_blas_options()]),

@@ -31,8 +31,17 @@ def run() -> None:
     model.itemFactors.cache().count()
     fit_s = time.perf_counter() - t
 
+    block = cfg.cf.block_mb << 20
     t = time.perf_counter()
-    ours = recommend(model, K, None, cfg.cf.block_size).cache()
+    first = recommend(model, K, None, block).cache()
+    first.count()  # the first run starts the Python workers
+    first_s = time.perf_counter() - t
+    first.unpersist()
+    warm_up = model.userFactors.limit(1000).withColumnRenamed("id", model.getUserCol())
+    model.recommendForUserSubset(warm_up, K).count()  # the JVM's warm-up, in fairness
+
+    t = time.perf_counter()
+    ours = recommend(model, K, None, block).cache()
     ours.count()
     ours_s = time.perf_counter() - t
 
@@ -48,11 +57,15 @@ def run() -> None:
     same = joined.agg(F.avg((F.col("o") == F.col("t")).cast("double")).alias("lists"),
                       F.avg(F.size(F.array_intersect("o", "t")) / K).alias("items")).first()
     rows = [row("topk_blocked", "seconds", round(ours_s, 2), K),
+            row("topk_blocked_first_run", "seconds", round(first_s, 2), K),
             row("recommendForAllUsers", "seconds", round(theirs_s, 2), K),
             row("topk_blocked_vs_recommendForAllUsers", "speedup", round(theirs_s / ours_s, 2), K),
             row("topk_blocked_vs_recommendForAllUsers", "overlap", round(same["lists"], 4), K),
             row("topk_blocked_vs_recommendForAllUsers", "item_overlap", round(same["items"], 4), K)]
     write_report("topk", "top-10 for all users from the same ALS factors (rank 32), no exclusion, local[*] on "
-                 "this machine; overlap = share of users whose two lists are identical",
+                 "this machine, each method timed after a warm-up (ours: a first full run, which starts the "
+                 "Python workers and is reported as topk_blocked_first_run; recommendForAllUsers: 1,000 users); "
+                 "overlap = share of users whose two lists are identical",
                  f"random power-law implicit data: {N_USERS:,} users x {N_ITEMS:,} items, {n:,} pairs", rows,
-                 {"als_fit": round(fit_s, 1), "ours": round(ours_s, 2), "recommendForAllUsers": round(theirs_s, 2)})
+                 {"als_fit": round(fit_s, 1), "ours": round(ours_s, 2), "ours_first_run": round(first_s, 2),
+                  "recommendForAllUsers": round(theirs_s, 2)})

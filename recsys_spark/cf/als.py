@@ -25,8 +25,8 @@ def fit_als(interactions: DataFrame, p: ALSConf, rating_col: str | None = None) 
     return als.fit(data.select("user_idx", "item_idx", col))
 
 
-def recommend(model: ALSModel, k: int, seen: DataFrame | None, block_size: int = 2048) -> DataFrame:
-    return top_k_for_all_users(model.userFactors, model.itemFactors, k, seen, block_size)
+def recommend(model: ALSModel, k: int, seen: DataFrame | None, block_bytes: int = 8 << 20) -> DataFrame:
+    return top_k_for_all_users(model.userFactors, model.itemFactors, k, seen, block_bytes)
 
 
 def tune_als(train: DataFrame, validation: DataFrame, base: ALSConf, grid: TuningConf, k: int,

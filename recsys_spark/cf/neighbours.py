@@ -18,12 +18,12 @@ from recsys_spark.vectors import unit_vectors
 NEIGHBOUR_COLUMNS = ["rank", "neighbour_idx", "score"]
 
 
-def factor_neighbours(factors: DataFrame, key: str, n: int, block_size: int = 2048) -> DataFrame:
+def factor_neighbours(factors: DataFrame, key: str, n: int, block_bytes: int = 8 << 20) -> DataFrame:
     """(key, rank, neighbour_idx, score): the n rows of an (id, features) matrix with the highest
     cosine similarity to each row, the row itself left out."""
     unit = unit_vectors(factors)
     itself = unit.select(F.col("id").alias("user_idx"), F.col("id").alias("item_idx"))
-    top = top_k_for_all_users(unit, unit, n, itself, block_size)
+    top = top_k_for_all_users(unit, unit, n, itself, block_bytes)
     return top.select(F.col("user_idx").alias(key), "rank", F.col("item_idx").alias("neighbour_idx"), "score")
 
 

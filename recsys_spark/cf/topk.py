@@ -1,52 +1,125 @@
 """Top-K for all users from factor matrices: blocked matrix products with a per-block top-k.
 
-The item factors are broadcast once; each task scores a block of users against every item with
-one matrix product, masks the user's seen items and keeps k with torch.topk. This replaces
-ALSModel.recommendForAllUsers, which crosses user and item blocks in Spark and sorts in the JVM.
+The item factors are broadcast once per executor; each task takes Arrow batches of users (one
+task per core), scores a block of them against every item with one matrix product, masks the
+users' seen items with one indexed write and keeps k. Blocks are sized from a memory budget so that
+one block's scores stay in cache. This replaces ALSModel.recommendForAllUsers, which crosses user
+and item blocks in Spark and sorts in the JVM.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
 
 SCHEMA = "user_idx int, rank int, item_idx int, score float"
+GROUP = 32  # columns per group in best_k's first pass
 
 
-def best_k(scores, masked: list, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the k best columns per row, their scores), best first, ties by position, after
-    setting each row's `masked` positions (an int array or None) to -inf. torch.topk: numpy's
-    argpartition over a block costs 20x more."""
-    import torch
-
-    for row, positions in enumerate(masked):
-        if positions is not None and len(positions):
-            scores[row, torch.from_numpy(np.asarray(positions, dtype=np.int64))] = float("-inf")
-    best = torch.topk(scores, min(k, scores.shape[1]), dim=1)
-    top, top_scores = best.indices.numpy(), best.values.numpy()
-    order = np.lexsort((top, -top_scores), axis=1)
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+def block_rows(block_bytes: int, n_items: int) -> int:
+    """Users per block so that a block's float32 scores fit in `block_bytes`."""
+    return max(1, block_bytes // (4 * max(n_items, 1)))
 
 
-def block_rows(users: np.ndarray, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
-    """One output row per (user, rank) of a scored block, in SCHEMA."""
-    n = items.shape[1]
-    return pd.DataFrame({"user_idx": np.repeat(users.astype(np.int32), n),
-                         "rank": np.tile(np.arange(1, n + 1, dtype=np.int32), len(users)),
-                         "item_idx": items.ravel().astype(np.int32), "score": scores.ravel().astype(np.float32)})
+def best_k(scores: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns of the k best scores per row, those scores), best first, ties by column.
+
+    The k best columns of a row lie in the k groups of GROUP columns with the highest maxima, so an
+    exact top-k needs one max per group and a top-k over k x GROUP candidates: half the time of
+    torch.topk over every column, which is itself 20x faster than numpy's argpartition."""
+    rows, n = scores.shape
+    k = min(k, n)
+    groups = n // GROUP
+    if groups <= k:
+        best = torch.topk(scores, k, dim=1)
+        top, values = best.indices, best.values
+    else:
+        head = scores[:, :groups * GROUP].reshape(rows, groups, GROUP)  # a view: scores are contiguous
+        chosen = torch.topk(head.amax(2), k, dim=1).indices
+        columns = (chosen[:, :, None] * GROUP + torch.arange(GROUP)).reshape(rows, -1)
+        if n > groups * GROUP:  # the last, partial group is always a candidate
+            columns = torch.cat([columns, torch.arange(groups * GROUP, n).expand(rows, -1)], dim=1)
+        best = torch.topk(scores.gather(1, columns), k, dim=1)
+        top, values = columns.gather(1, best.indices), best.values
+    top, values = top.numpy(), values.numpy()
+    order = np.lexsort((top, -values), axis=1)
+    return np.take_along_axis(top, order, axis=1), np.take_along_axis(values, order, axis=1)
+
+
+def list_column(column: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, values) of an Arrow list column, a null list read as empty: row i's values are
+    values[offsets[i]:offsets[i + 1]], with no Python per row."""
+    lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets, column.flatten().to_numpy(zero_copy_only=False)
+
+
+def mask(scores: torch.Tensor, offsets: np.ndarray, columns: np.ndarray) -> None:
+    """Set each row's listed columns to -inf; offsets[0] is where the block's first row starts in
+    `columns`, and negative columns (items the matrix lacks) are ignored."""
+    rows = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    cols = columns[offsets[0]:offsets[-1]]
+    keep = cols >= 0
+    scores[torch.from_numpy(rows[keep]), torch.from_numpy(cols[keep].astype(np.int64))] = float("-inf")
+
+
+def ranked(batches: Iterator[pa.RecordBatch], score: Callable[[pa.RecordBatch], torch.Tensor], k: int,
+           rows: int, positions: Callable[[np.ndarray], np.ndarray], ids: np.ndarray | None = None,
+           ) -> Iterator[pa.RecordBatch]:
+    """Batches of (user_idx, seen, ...) -> batches in SCHEMA. score(block) gives a block's scores
+    over every column, positions maps seen item ids to columns (-1 where none) and ids columns back
+    to item ids (None: columns are ids). Masked scores never come out."""
+    for batch in batches:
+        offsets, seen = list_column(batch.column("seen"))
+        seen = positions(seen)
+        users = batch.column("user_idx").to_numpy(zero_copy_only=False).astype(np.int32)
+        for start in range(0, batch.num_rows, rows):
+            stop = min(start + rows, batch.num_rows)
+            with torch.no_grad():
+                scores = score(batch.slice(start, stop - start))
+            mask(scores, offsets[start:stop + 1], seen)
+            top, values = best_k(scores, k)
+            keep = (values > float("-inf")).ravel()
+            yield pa.RecordBatch.from_arrays([
+                pa.array(np.repeat(users[start:stop], top.shape[1])[keep]),
+                pa.array(np.tile(np.arange(1, top.shape[1] + 1, dtype=np.int32), stop - start)[keep]),
+                pa.array((top if ids is None else ids[top]).ravel().astype(np.int32)[keep]),
+                pa.array(values.ravel().astype(np.float32)[keep])], names=["user_idx", "rank", "item_idx", "score"])
+
+
+def matrix(column: pa.Array, width: int) -> np.ndarray:
+    """A list<float> column of equal-length rows as a float32 (rows, width) matrix."""
+    return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
+
+
+def collect_arrow(frame: DataFrame) -> pa.Table:
+    """The rows as one Arrow table: 4x faster than toPandas for array columns. Spark 4 calls this
+    toArrow; 3.5 has it under a private name."""
+    if hasattr(frame, "toArrow"):
+        return frame.toArrow()
+    batches = frame._collect_as_arrow()
+    return pa.Table.from_batches(batches) if batches else to_arrow_schema(frame.schema).empty_table()
 
 
 def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int,
-                        seen: DataFrame | None = None, block_size: int = 2048) -> DataFrame:
+                        seen: DataFrame | None = None, block_bytes: int = 8 << 20) -> DataFrame:
     """user_factors / item_factors: (id, features) as ALSModel gives them; seen: (user_idx, item_idx)
     pairs to exclude. Returns (user_idx, rank, item_idx, score); seen items never appear."""
     spark = user_factors.sparkSession
-    items = item_factors.orderBy("id").toPandas()
-    ids = items["id"].to_numpy(dtype=np.int64)
-    factors = np.stack(items["features"].to_numpy()).astype(np.float32)
+    items = collect_arrow(item_factors.select("id", "features"))
+    if items.num_rows == 0:
+        return spark.createDataFrame([], SCHEMA)
+    order = np.argsort(items.column("id").to_numpy(), kind="stable")
+    ids = items.column("id").to_numpy()[order].astype(np.int64)
+    features = items.column("features").combine_chunks()
+    factors = matrix(features, len(features[0]))[order]
     shared = spark.sparkContext.broadcast((ids, factors))
     users = user_factors.select(F.col("id").alias("user_idx"), "features")
     if seen is not None:
@@ -54,19 +127,23 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         users = users.join(lists, "user_idx", "left")
     else:
         users = users.withColumn("seen", F.lit(None).cast("array<int>"))
+    rows = block_rows(block_bytes, len(ids))
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        import torch
+    def positions(item_ids: np.ndarray) -> np.ndarray:
+        ids = shared.value[0]
+        at = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
+        return np.where(ids[at] == item_ids, at, -1)
 
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         torch.set_num_threads(1)  # one Spark task, one core
         ids, factors = shared.value
         factors_t = torch.from_numpy(factors).T.contiguous()
-        for pdf in batches:
-            for start in range(0, len(pdf), block_size):
-                block = pdf.iloc[start:start + block_size]
-                scores = torch.from_numpy(np.stack(block["features"].to_numpy()).astype(np.float32)) @ factors_t
-                masked = [None if seen is None else np.searchsorted(ids, np.asarray(seen)) for seen in block["seen"]]
-                top, top_scores = best_k(scores, masked, k)
-                yield block_rows(block["user_idx"].to_numpy(), ids[top], top_scores)
+        out = torch.empty(rows, len(ids))  # reused: a fresh block of scores each time costs 5x the product
 
-    return users.mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))
+        def block_scores(block: pa.RecordBatch) -> torch.Tensor:
+            return torch.matmul(torch.from_numpy(matrix(block.column("features"), factors.shape[1])), factors_t,
+                                out=out[:block.num_rows])
+
+        yield from ranked(batches, block_scores, k, rows, positions, ids)
+
+    return users.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)

@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import torch
 from pyspark.sql import DataFrame
-from pyspark.sql import functions as F
 
-from recsys_spark.cf.topk import SCHEMA, best_k, block_rows
+from recsys_spark.cf.topk import SCHEMA, block_rows, ranked
 from recsys_spark.deep.train import TrainSpec
 
 
@@ -23,31 +22,33 @@ def load_best(spec: TrainSpec) -> torch.nn.Module:
     return model.eval()
 
 
-def top_k(spec: TrainSpec, model: torch.nn.Module, examples: DataFrame, k: int, block_size: int = 512) -> DataFrame:
+def top_k(spec: TrainSpec, model: torch.nn.Module, examples: DataFrame, k: int,
+          block_bytes: int = 8 << 20) -> DataFrame:
     """examples: (user_idx, inputs for sequence models, seen items) -> (user_idx, rank, item_idx, score),
     seen items and padding never recommended. The model's weights travel to the tasks by broadcast."""
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
     shared = examples.sparkSession.sparkContext.broadcast((spec, buffer.getvalue()))
+    rows = block_rows(block_bytes, spec.n_items + 1)
 
-    def score(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         torch.set_num_threads(1)
         spec, weights = shared.value
         model = spec.build()
         model.load_state_dict(torch.load(io.BytesIO(weights)))
         model.eval()
-        for pdf in batches:
-            for start in range(0, len(pdf), block_size):
-                block = pdf.iloc[start:start + block_size]
-                column = np.stack(block["inputs"].to_numpy()) if model.kind == "sequence" else block["user_idx"]
-                with torch.no_grad():
-                    scores = model.score_all(torch.tensor(np.asarray(column), dtype=torch.long))
-                scores[:, 0] = float("-inf")  # padding id
-                top, top_scores = best_k(scores, list(block["seen"]), min(k, scores.shape[1] - 1))
-                yield block_rows(block["user_idx"].to_numpy(), top, top_scores)
+
+        def block_scores(block: pa.RecordBatch) -> torch.Tensor:
+            column = (block.column("inputs").flatten() if model.kind == "sequence" else block.column("user_idx"))
+            inputs = column.to_numpy(zero_copy_only=False).astype(np.int64).reshape(block.num_rows, -1)
+            scores = model.score_all(torch.from_numpy(inputs if model.kind == "sequence" else inputs[:, 0]))
+            scores[:, 0] = float("-inf")  # padding id
+            return scores
+
+        yield from ranked(batches, block_scores, k, rows, lambda seen: seen)
 
     columns = ["user_idx", "seen"] + (["inputs"] if "inputs" in examples.columns else [])
-    return examples.select(*columns).mapInPandas(score, SCHEMA).where(F.col("score") > float("-inf"))
+    return examples.select(*columns).mapInArrow(score, SCHEMA)
 
 
 def item_embeddings(model: torch.nn.Module) -> np.ndarray:

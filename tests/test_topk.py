@@ -1,0 +1,45 @@
+"""The blocked top-K: exact against a full sort, seen items masked, any block size."""
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from recsys_spark.cf.topk import GROUP, best_k, list_column, mask, top_k_for_all_users
+
+
+@pytest.mark.parametrize("n", [5, 4 * GROUP, 40 * GROUP + 7])  # fewer groups than k, whole groups, a partial one
+def test_best_k_equals_a_full_sort(n):
+    rng = np.random.default_rng(n)
+    scores = rng.standard_normal((50, n)).astype(np.float32)
+    tied = [c for c in (40, 5, 3) if c < n]
+    scores[0, tied] = 10.0                          # ties at the top: lowest column first
+    scores[1, -3:] = 9.0                            # winners in the partial last group
+    top, values = best_k(torch.from_numpy(scores.copy()), 10)
+    k = min(10, n)
+    expected = np.lexsort((np.tile(np.arange(n), (50, 1)), -scores), axis=1)[:, :k]
+    assert np.array_equal(top, expected)
+    assert np.array_equal(values, np.take_along_axis(scores, expected, axis=1))
+    assert list(top[0][:len(tied)]) == sorted(tied)
+    if n > 10:
+        assert list(top[1][:3]) == [n - 3, n - 2, n - 1]
+
+
+def test_mask_sets_each_rows_listed_columns_and_skips_missing_items():
+    column = pa.array([[0, 2], None, [], [1, -1, 3]], pa.list_(pa.int64()))
+    offsets, values = list_column(column)
+    assert list(offsets) == [0, 2, 2, 2, 5]
+    scores = torch.zeros(2, 4)
+    mask(scores, offsets[2:5], values)              # the block of rows 2 and 3
+    assert scores.isinf().nonzero().tolist() == [[1, 1], [1, 3]]
+
+
+def test_top_k_for_all_users_masks_seen_in_small_blocks(spark):
+    items = spark.createDataFrame([(10, [1.0, 0.0]), (20, [0.9, 0.1]), (30, [0.0, 1.0]), (40, [-1.0, 0.0])],
+                                  "id int, features array<float>")
+    users = spark.createDataFrame([(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [1.0, 1.0])], "id int, features array<float>")
+    seen = spark.createDataFrame([(1, 10), (1, 99), (3, 30), (3, 20), (3, 10)], "user_idx int, item_idx int")
+    top = top_k_for_all_users(users, items, 2, seen, block_bytes=4 * 4)  # one user a block; item 99 has no factors
+    got = {}
+    for r in top.orderBy("user_idx", "rank").collect():
+        got.setdefault(r["user_idx"], []).append((r["item_idx"], round(r["score"], 4)))
+    assert got == {1: [(20, 0.9), (30, 0.0)], 2: [(30, 1.0), (20, 0.1)], 3: [(40, -1.0)]}
