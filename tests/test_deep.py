@@ -7,6 +7,7 @@ The tiny data has a planted order: within its group, every user walks the items 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from pyspark.sql import functions as F
@@ -19,7 +20,7 @@ from recsys_spark.deep.data import (
     with_negatives,
 )
 from recsys_spark.deep.launch import launch
-from recsys_spark.deep.loader import ShortEpochError, epoch_batches, shard_rows
+from recsys_spark.deep.loader import ShortEpochError, as_matrix, epoch_batches, shard_rows
 from recsys_spark.deep.train import TrainSpec
 from recsys_spark.pipeline.cf import history
 
@@ -38,7 +39,8 @@ def data(spark, tmp_path_factory):
     full = spark.createDataFrame(rows, "user_idx int, items array<int>")
     train_hist = full.select("user_idx", F.slice("items", 1, 11).alias("items"))
     target = full.select("user_idx", F.element_at("items", 12).alias("item_idx"))
-    seqs = materialise(next_item_examples(train_hist, 8), str(root / "seq"), 4)
+    seqs = materialise(next_item_examples(train_hist, 8), str(root / "seq"), 4, packed=["inputs", "targets"])
+    materialise(next_item_examples(train_hist, 8), str(root / "seq_lists"), 4)
     pairs = train_hist.select("user_idx", F.explode("items").alias("item_idx"))
     items = pairs.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n_users"))
     labelled = materialise(with_negatives(pairs, items, 2, "uniform", 7), str(root / "pairs"), 4)
@@ -60,8 +62,11 @@ def spec(data, model: str, ckpt: Path, **kw) -> TrainSpec:
 
 
 def test_training_data_shapes(data, spark):
-    seq = spark.read.parquet(str(data["root"] / "seq")).orderBy("user_idx").first()
+    seq = spark.read.parquet(str(data["root"] / "seq_lists")).orderBy("user_idx").first()
     assert seq["inputs"] == walk(1, 11)[2:10] and seq["targets"] == walk(1, 11)[3:]  # the last 9 of 11 items
+    packed = spark.read.parquet(str(data["root"] / "seq")).orderBy("user_idx").first()
+    assert as_matrix(np.array([bytes(packed["inputs"]), bytes(packed["targets"])], dtype=object)).tolist() == [
+        seq["inputs"], seq["targets"]]
     pairs = spark.read.parquet(str(data["root"] / "pairs"))
     assert pairs.where("label = 1").count() == N_USERS * 11
     assert 0 < pairs.where("label = 0").count() <= 2 * N_USERS * 11
@@ -82,6 +87,15 @@ def test_each_rank_reads_its_own_shard_and_all_rows_are_read(data):
     assert sorted(users) == list(range(1, N_USERS + 1))
     with pytest.raises(ShortEpochError, match="4 row groups cannot feed 5 ranks"):
         shard_rows(path, 5)
+
+
+def test_packed_and_list_layouts_give_the_same_batches(data):
+    """The packed layout changes how rows are stored, not which rows go where or in what order."""
+    read = {layout: list(epoch_batches(str(data["root"] / layout), ["user_idx", "inputs", "targets"], 7, 1, 2, seed=3))
+            for layout in ("seq", "seq_lists")}
+    assert len(read["seq"]) == len(read["seq_lists"]) > 1
+    for a, b in zip(read["seq"], read["seq_lists"], strict=True):
+        assert all(torch.equal(a[k], b[k]) for k in a) and a["inputs"].dtype == torch.int64
 
 
 @pytest.mark.parametrize("model", ["two_tower", "ncf", "gru4rec", "sasrec"])

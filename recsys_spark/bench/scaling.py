@@ -48,7 +48,7 @@ def run() -> None:
         data = spark.range(USERS).select(F.col("id").cast("int").alias("user_idx"), walk.alias("items"))
         seqs = data.select("user_idx", F.slice("items", 1, LENGTH - 1).alias("inputs"),
                            F.slice("items", 2, LENGTH - 1).alias("targets"))
-        materialise(seqs, f"{root}/train", 8)
+        materialise(seqs, f"{root}/train", 8, packed=["inputs", "targets"])
         data.limit(1000).select("user_idx", F.slice("items", 1, LENGTH - 1).alias("inputs"),
                                 F.element_at("items", LENGTH).alias("target"),
                                 F.array().cast("array<int>").alias("seen")).write.parquet(f"{root}/val")

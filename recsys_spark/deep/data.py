@@ -6,9 +6,11 @@ Petastorm's readers turn into tensors. Item ids start at 1; 0 is padding.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 
@@ -77,11 +79,19 @@ def held_out_examples(histories: DataFrame, targets: DataFrame, length: int) -> 
         targets.select("user_idx", F.col("item_idx").cast("int").alias("target")), "user_idx")
 
 
-def materialise(df: DataFrame, path: str, files: int) -> int:
+def packed_ints(column: str) -> Column:
+    """An int array as one binary value, its items as big-endian int32: Petastorm turns a list
+    column into a matrix row by row (np.vstack of a Python list), a binary column in one join."""
+    return F.unhex(F.concat_ws("", F.transform(column, lambda x: F.lpad(F.hex(x), 8, "0"))))
+
+
+def materialise(df: DataFrame, path: str, files: int, packed: Sequence[str] = ()) -> int:
     """Write `df` as Parquet in `files` files of about equal size (Petastorm shards by row group,
     one per file here, so ranks get about equal shares); returns the row count. Each file's rows and
     their order follow from the rows alone (a hash), not from the order shuffle blocks arrive in,
-    so a cluster trains on the same files as local mode."""
-    key = F.xxhash64(*df.columns)
-    df.repartition(files, key).sortWithinPartitions(key).write.mode("overwrite").parquet(path)
+    so a cluster trains on the same files as local mode. `packed`: fixed-length int array columns
+    written as packed_ints, which the loader reads back as matrices."""
+    keyed = df.withColumn("_key", F.xxhash64(*df.columns))  # from the values, so either layout orders alike
+    out = keyed.select("_key", *[packed_ints(c).alias(c) if c in packed else F.col(c) for c in df.columns])
+    out.repartition(files, "_key").sortWithinPartitions("_key").drop("_key").write.mode("overwrite").parquet(path)
     return df.sparkSession.read.parquet(path).count()

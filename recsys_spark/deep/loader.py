@@ -7,8 +7,9 @@ steps (the smallest shard's), and a rank that reads fewer rows than its shard ho
 or short epoch, which Petastorm can produce silently) stops the run with an error.
 
 Petastorm's own row-group shuffle (shuffle_row_groups=True) gave an empty shard in 5 of 60
-reads here, so it is off: rows are shuffled within row groups by Petastorm and across a window
-of `shuffle_rows` rows by a seeded buffer here, which keeps each epoch's order reproducible.
+reads here, so it is off, and so is its row shuffle: rows are shuffled across a window of at
+least `shuffle_rows` rows (whole row groups) by a seeded buffer here, which keeps each epoch's
+order reproducible. Rows are gathered batch by batch from the buffer, ids widened to int64 per batch.
 """
 from __future__ import annotations
 
@@ -42,12 +43,26 @@ def shard_rows(path: str, shard_count: int) -> list[int]:
     return [sum(groups[shard::shard_count]) for shard in range(shard_count)]
 
 
+def as_matrix(value: np.ndarray) -> np.ndarray:
+    """A Petastorm column as numbers: packed_ints (bytes per row) decoded in one join."""
+    if value.dtype != object:
+        return value
+    if len(value) and isinstance(value[0], bytes):
+        return np.frombuffer(b"".join(value), ">i4").reshape(len(value), -1)
+    return np.stack(value)
+
+
 def _to_tensors(batch) -> dict[str, torch.Tensor]:
     out = {}
     for name, value in batch._asdict().items():
-        array = np.asarray(value) if not isinstance(value, np.ndarray) or value.dtype != object else np.stack(value)
-        out[name] = torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else np.int64))
+        array = as_matrix(np.asarray(value))
+        out[name] = torch.from_numpy(array.astype(np.float32 if array.dtype.kind == "f" else np.int32))
     return out
+
+
+def _batch(columns: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The given rows, ids as int64 (what embeddings and losses take): widened per batch, not per buffer."""
+    return {k: v[rows].long() if v.dtype == torch.int32 else v[rows] for k, v in columns.items()}
 
 
 def epoch_batches(path: str, fields: list[str], batch_size: int, rank: int, size: int, seed: int,
@@ -63,18 +78,17 @@ def epoch_batches(path: str, fields: list[str], batch_size: int, rank: int, size
 
     def drain(keep: int) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffle what is buffered and emit full batches until at most `keep` rows are left."""
-        merged = {k: torch.cat([b[k] for b in buffer]) for k in buffer[0]}
+        merged = {k: torch.cat([b[k] for b in buffer]) if len(buffer) > 1 else buffer[0][k] for k in buffer[0]}
         n = len(next(iter(merged.values())))
         order = torch.from_numpy(rng.permutation(n))
-        merged = {k: v[order] for k, v in merged.items()}
         stop = 0
         while n - stop > keep and (n - stop >= batch_size or keep == 0):
-            yield {k: v[stop:stop + batch_size] for k, v in merged.items()}
+            yield _batch(merged, order[stop:stop + batch_size])
             stop += batch_size
-        buffer[:] = [{k: v[stop:] for k, v in merged.items()}] if stop < n else []
+        buffer[:] = [{k: v[order[stop:]] for k, v in merged.items()}] if stop < n else []
 
     with make_batch_reader(Path(path).resolve().as_uri(), schema_fields=fields, cur_shard=rank, shard_count=size,
-                           num_epochs=1, shuffle_row_groups=False, shuffle_rows=True, seed=seed,
+                           num_epochs=1, shuffle_row_groups=False, shuffle_rows=False, seed=seed,
                            workers_count=workers) as reader:
         held = 0
         for group in reader:
