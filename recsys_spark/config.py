@@ -192,6 +192,14 @@ class NeighboursConf(Section):
     max_items_per_user: Positive = 200
 
 
+class TopKConf(Section):
+    """Top-K for all users from factors: exact blocked products, or faiss IVF for huge catalogues."""
+    block_mb: Annotated[float, Field(gt=0)] = 8       # one block of scores: users per block = this / (items x 4 B)
+    approximate_above: Positive = 1_000_000            # more items than this: the IVF index, not exact
+    ivf_lists: Annotated[int, Field(ge=0)] = 0         # IVF cells; 0: 4 x sqrt(items)
+    ivf_probe: Positive = 32                           # cells searched per user
+
+
 class CFConf(Section):
     k: Positive = 10
     relevant_event_types: NonEmpty = ["click", "add_to_cart", "purchase", "rating"]
@@ -199,7 +207,7 @@ class CFConf(Section):
     recent_days: Annotated[float, Field(gt=0.0)] = 30.0
     als: ALSConf = ALSConf()
     tuning: TuningConf = TuningConf()
-    block_mb: Positive = 8  # one block of top-K scores: users per block = this / (items x 4 bytes)
+    topk: TopKConf = TopKConf()
     neighbours: NeighboursConf = NeighboursConf()
     category_top: Positive = 3
     cold_user_events: Annotated[int, Field(ge=0)] = 2   # evaluate's cold_users slice: at most this many events

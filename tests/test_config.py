@@ -33,7 +33,7 @@ def test_dataset_layer_maps_files(tmp_path):
     ("quality.event_key=[]", "config key 'quality.event_key': List should have at least 1 item"),
     ("deep.negatives=0", "config key 'deep.negatives': Input should be greater than or equal to 1"),
     ("cf.relevant_event_types=[]", "config key 'cf.relevant_event_types': List should have at least 1 item"),
-    ("cf.block_mb=0", "config key 'cf.block_mb': Input should be greater than or equal to 1"),
+    ("cf.topk.block_mb=0", "config key 'cf.topk.block_mb': Input should be greater than 0"),
     ("deep.max_len=51", "config key 'deep.max_len': 51 is longer than the sequences features.sequence_length = 50"),
     ("quality.max_future_days=0.5", "config key 'quality.max_future_days': Input should be a valid integer"),
     ("deep.sasrec.dropout=1.5", "config key 'deep.sasrec.dropout': Input should be less than 1"),

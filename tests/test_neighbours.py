@@ -11,7 +11,7 @@ from recsys_spark.cf.neighbours import (
     user_based_recs,
 )
 from recsys_spark.cf.popularity import category_popularity_recs
-from recsys_spark.config import NeighboursConf
+from recsys_spark.config import NeighboursConf, TopKConf
 
 
 def lists(df, key):
@@ -53,7 +53,7 @@ def test_cooccurrence_caps_each_user_to_recent_items(spark):
 def test_factor_neighbours_are_cosine_and_skip_the_item_itself(spark):
     factors = spark.createDataFrame([(1, [1.0, 0.0]), (2, [10.0, 1.0]), (3, [0.0, 1.0]), (4, [-1.0, 0.2])],
                                     "id int, features array<float>")
-    top = factor_neighbours(factors, "item_idx", 2, block_bytes=2 * 4 * 4)  # two users a block
+    top = factor_neighbours(factors, "item_idx", 2, TopKConf(block_mb=2 * 4 * 4 / 2**20))  # two users a block
     assert lists(top, "item_idx") == {1: [2, 3], 2: [1, 3], 3: [4, 2], 4: [3, 2]}
     score = {(r["item_idx"], r["neighbour_idx"]): r["score"] for r in top.collect()}
     assert score[(1, 2)] == pytest.approx(10 / 101 ** 0.5, rel=1e-5)

@@ -159,7 +159,7 @@ def test_second_batch_flows_through_and_keeps_ids(ctx, make_ctx, tmp_path):
     ("train_deep", "cf.k=5", "config cf.k"),  # it scores top k and early-stops on NDCG@k
     ("train_deep", "cf.relevant_event_types=[purchase]", "config cf.relevant_event_types"),
     ("train_deep", "deep.sasrec.blocks=3", "config deep"),
-    ("neighbours", "cf.block_mb=64", "config cf.block_mb"),
+    ("neighbours", "cf.topk.block_mb=64", "config cf.topk.block_mb"),
     ("train_als", "cf.tune=true", "config cf.tune"),
     ("evaluate", "cf.k=5", "config cf.k"),
 ])

@@ -39,7 +39,7 @@ source:
     items: {{path: {d}/walks.item, format: recbole, columns: {{item_id: item_id, title: title}}}}
 quality: {{event_key: [user_id, item_id, ts]}}
 features: {{split: {{kind: leave_last_out}}, sequence_event_types: [purchase]}}
-cf: {{k: 1, relevant_event_types: [purchase], block_mb: 1}}
+cf: {{k: 1, relevant_event_types: [purchase], topk: {{block_mb: 0.0001}}}}
 """)
     ctx = make_module_ctx(dataset=str(d / "walks.yaml"))
     for stage in ("ingest", "quality", "features", "train_als", "neighbours", "recommend", "evaluate"):

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from recsys_spark.cf.topk import GROUP, best_k, list_column, mask, top_k_for_all_users
+from recsys_spark.config import TopKConf
 
 
 @pytest.mark.parametrize("n", [5, 4 * GROUP, 40 * GROUP + 7])  # fewer groups than k, whole groups, a partial one
@@ -38,8 +39,26 @@ def test_top_k_for_all_users_masks_seen_in_small_blocks(spark):
                                   "id int, features array<float>")
     users = spark.createDataFrame([(1, [1.0, 0.0]), (2, [0.0, 1.0]), (3, [1.0, 1.0])], "id int, features array<float>")
     seen = spark.createDataFrame([(1, 10), (1, 99), (3, 30), (3, 20), (3, 10)], "user_idx int, item_idx int")
-    top = top_k_for_all_users(users, items, 2, seen, block_bytes=4 * 4)  # one user a block; item 99 has no factors
+    one_user = TopKConf(block_mb=4 * 4 / 2**20)  # a block of one user; item 99 has no factors
+    top = top_k_for_all_users(users, items, 2, seen, one_user)
     got = {}
     for r in top.orderBy("user_idx", "rank").collect():
         got.setdefault(r["user_idx"], []).append((r["item_idx"], round(r["score"], 4)))
     assert got == {1: [(20, 0.9), (30, 0.0)], 2: [(30, 1.0), (20, 0.1)], 3: [(40, -1.0)]}
+
+
+def test_ivf_search_of_every_cell_equals_exact(spark):
+    """Searching all cells makes the index exhaustive: its lists must be the exact ones."""
+    rng = np.random.default_rng(7)
+    items = spark.createDataFrame([(i, rng.standard_normal(8).tolist()) for i in range(300)],
+                                  "id int, features array<float>")
+    users = spark.createDataFrame([(u, rng.standard_normal(8).tolist()) for u in range(40)],
+                                  "id int, features array<float>")
+    seen = spark.createDataFrame([(u, (u * 7 + j) % 300) for u in range(40) for j in range(u % 5)],
+                                 "user_idx int, item_idx int")
+    lists = {}
+    for name, conf in (("exact", TopKConf()), ("ivf", TopKConf(approximate_above=100, ivf_lists=4, ivf_probe=4))):
+        rows = top_k_for_all_users(users, items, 5, seen, conf).orderBy("user_idx", "rank").collect()
+        lists[name] = [(r["user_idx"], r["rank"], r["item_idx"], round(r["score"], 4)) for r in rows]
+    assert len(lists["exact"]) == 40 * 5 and lists["ivf"] == lists["exact"]
+    assert not {(u, i) for u, _, i, _ in lists["ivf"]} & {(r[0], r[1]) for r in seen.collect()}

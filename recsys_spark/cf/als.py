@@ -8,7 +8,7 @@ from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
 
 from recsys_spark.cf.topk import top_k_for_all_users
-from recsys_spark.config import ALSConf, TuningConf
+from recsys_spark.config import ALSConf, TopKConf, TuningConf
 from recsys_spark.evaluation.ranking import ranking_metrics
 
 log = logging.getLogger("recsys_spark")
@@ -25,8 +25,8 @@ def fit_als(interactions: DataFrame, p: ALSConf, rating_col: str | None = None) 
     return als.fit(data.select("user_idx", "item_idx", col))
 
 
-def recommend(model: ALSModel, k: int, seen: DataFrame | None, block_bytes: int = 8 << 20) -> DataFrame:
-    return top_k_for_all_users(model.userFactors, model.itemFactors, k, seen, block_bytes)
+def recommend(model: ALSModel, k: int, seen: DataFrame | None, conf: TopKConf | None = None) -> DataFrame:
+    return top_k_for_all_users(model.userFactors, model.itemFactors, k, seen, conf)
 
 
 def tune_als(train: DataFrame, validation: DataFrame, base: ALSConf, grid: TuningConf, k: int,

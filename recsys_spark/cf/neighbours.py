@@ -11,19 +11,19 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark.cf.topk import top_k_for_all_users
-from recsys_spark.config import NeighboursConf
+from recsys_spark.config import NeighboursConf, TopKConf
 from recsys_spark.evaluation.ranking import exclude_seen
 from recsys_spark.vectors import unit_vectors
 
 NEIGHBOUR_COLUMNS = ["rank", "neighbour_idx", "score"]
 
 
-def factor_neighbours(factors: DataFrame, key: str, n: int, block_bytes: int = 8 << 20) -> DataFrame:
+def factor_neighbours(factors: DataFrame, key: str, n: int, conf: TopKConf | None = None) -> DataFrame:
     """(key, rank, neighbour_idx, score): the n rows of an (id, features) matrix with the highest
     cosine similarity to each row, the row itself left out."""
     unit = unit_vectors(factors)
     itself = unit.select(F.col("id").alias("user_idx"), F.col("id").alias("item_idx"))
-    top = top_k_for_all_users(unit, unit, n, itself, block_bytes)
+    top = top_k_for_all_users(unit, unit, n, itself, conf)
     return top.select(F.col("user_idx").alias(key), "rank", F.col("item_idx").alias("neighbour_idx"), "score")
 
 

@@ -18,12 +18,15 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from recsys_spark.config import TopKConf
+
 SCHEMA = "user_idx int, rank int, item_idx int, score float"
 GROUP = 32  # columns per group in best_k's first pass
 
 
 def block_rows(block_bytes: int, n_items: int) -> int:
-    """Users per block so that a block's float32 scores fit in `block_bytes`."""
+    """Users per block so that a block's float32 scores fit in `block_bytes`. Under about 32 users
+    the product reads every item factor once per user or two: large catalogues want a larger budget."""
     return max(1, block_bytes // (4 * max(n_items, 1)))
 
 
@@ -70,28 +73,74 @@ def mask(scores: torch.Tensor, offsets: np.ndarray, columns: np.ndarray) -> None
     scores[torch.from_numpy(rows[keep]), torch.from_numpy(cols[keep].astype(np.int64))] = float("-inf")
 
 
-def ranked(batches: Iterator[pa.RecordBatch], score: Callable[[pa.RecordBatch], torch.Tensor], k: int,
-           rows: int, positions: Callable[[np.ndarray], np.ndarray], ids: np.ndarray | None = None,
-           ) -> Iterator[pa.RecordBatch]:
-    """Batches of (user_idx, seen, ...) -> batches in SCHEMA. score(block) gives a block's scores
-    over every column, positions maps seen item ids to columns (-1 where none) and ids columns back
-    to item ids (None: columns are ids). Masked scores never come out."""
+Top = Callable[[pa.RecordBatch, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def exact(score: Callable[[pa.RecordBatch], torch.Tensor], k: int) -> Top:
+    """A block's k best columns from score(block), its scores over every column, seen ones masked."""
+    def top(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            scores = score(block)
+        mask(scores, offsets, seen)
+        return best_k(scores, k)
+    return top
+
+
+def ranked(batches: Iterator[pa.RecordBatch], top: Top, rows: int, positions: Callable[[np.ndarray], np.ndarray],
+           ids: np.ndarray | None = None) -> Iterator[pa.RecordBatch]:
+    """Batches of (user_idx, seen, ...) -> batches in SCHEMA, `rows` users at a time. top(block,
+    offsets, seen columns) gives each user's best columns and scores (-inf: none); positions maps
+    seen item ids to columns (-1 where none), ids maps columns back to item ids (None: columns are ids)."""
     for batch in batches:
         offsets, seen = list_column(batch.column("seen"))
         seen = positions(seen)
         users = batch.column("user_idx").to_numpy(zero_copy_only=False).astype(np.int32)
         for start in range(0, batch.num_rows, rows):
             stop = min(start + rows, batch.num_rows)
-            with torch.no_grad():
-                scores = score(batch.slice(start, stop - start))
-            mask(scores, offsets[start:stop + 1], seen)
-            top, values = best_k(scores, k)
+            cols, values = top(batch.slice(start, stop - start), offsets[start:stop + 1], seen)
             keep = (values > float("-inf")).ravel()
             yield pa.RecordBatch.from_arrays([
-                pa.array(np.repeat(users[start:stop], top.shape[1])[keep]),
-                pa.array(np.tile(np.arange(1, top.shape[1] + 1, dtype=np.int32), stop - start)[keep]),
-                pa.array((top if ids is None else ids[top]).ravel().astype(np.int32)[keep]),
+                pa.array(np.repeat(users[start:stop], cols.shape[1])[keep]),
+                pa.array(np.tile(np.arange(1, cols.shape[1] + 1, dtype=np.int32), stop - start)[keep]),
+                pa.array((cols if ids is None else ids[cols]).ravel().astype(np.int32)[keep]),
                 pa.array(values.ravel().astype(np.float32)[keep])], names=["user_idx", "rank", "item_idx", "score"])
+
+
+def ivf_index(factors: np.ndarray, conf: TopKConf) -> np.ndarray:
+    """A faiss IVF index (inner product) over the item factors, serialised for a broadcast: k-means
+    cells trained on a sample of 64 items per cell (faiss asks for at least 39)."""
+    import faiss
+
+    n, width = factors.shape
+    lists = conf.ivf_lists or max(1, int(4 * np.sqrt(n)))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(width), width, lists, faiss.METRIC_INNER_PRODUCT)
+    sample = np.random.default_rng(0).choice(n, min(n, 64 * lists), replace=False)
+    index.train(np.ascontiguousarray(factors[np.sort(sample)]))
+    index.add(np.ascontiguousarray(factors))
+    return faiss.serialize_index(index)
+
+
+def nearest(serialised: np.ndarray, width: int, k: int, probe: int) -> Top:
+    """A block's k best columns from the IVF index, searching `probe` cells: each user asks for k
+    plus the most items any user of the block has seen, and seen ones are dropped."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)  # one Spark task, one core
+    index = faiss.deserialize_index(serialised)
+    index.nprobe = probe
+
+    def top(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        lengths = np.diff(offsets)
+        values, cols = index.search(matrix(block.column("features"), width), k + int(lengths.max(initial=0)))
+        rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+        seen_keys = rows * (index.ntotal + 1) + seen[offsets[0]:offsets[-1]]
+        keys = np.arange(len(lengths), dtype=np.int64)[:, None] * (index.ntotal + 1) + cols
+        drop = (cols < 0) | np.isin(keys, seen_keys)
+        order = np.argsort(drop, axis=1, kind="stable")[:, :k]  # the first k kept, in score order
+        cols = np.take_along_axis(cols, order, axis=1)
+        values = np.where(np.take_along_axis(drop, order, axis=1), -np.inf, np.take_along_axis(values, order, axis=1))
+        return np.maximum(cols, 0), values
+    return top
 
 
 def matrix(column: pa.Array, width: int) -> np.ndarray:
@@ -109,9 +158,11 @@ def collect_arrow(frame: DataFrame) -> pa.Table:
 
 
 def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int,
-                        seen: DataFrame | None = None, block_bytes: int = 8 << 20) -> DataFrame:
+                        seen: DataFrame | None = None, conf: TopKConf | None = None) -> DataFrame:
     """user_factors / item_factors: (id, features) as ALSModel gives them; seen: (user_idx, item_idx)
-    pairs to exclude. Returns (user_idx, rank, item_idx, score); seen items never appear."""
+    pairs to exclude. Returns (user_idx, rank, item_idx, score); seen items never appear. Exact up to
+    conf.approximate_above items, a faiss IVF index above."""
+    conf = conf or TopKConf()
     spark = user_factors.sparkSession
     items = collect_arrow(item_factors.select("id", "features"))
     if items.num_rows == 0:
@@ -120,14 +171,16 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
     ids = items.column("id").to_numpy()[order].astype(np.int64)
     features = items.column("features").combine_chunks()
     factors = matrix(features, len(features[0]))[order]
-    shared = spark.sparkContext.broadcast((ids, factors))
+    approximate = len(ids) > conf.approximate_above
+    shared = spark.sparkContext.broadcast((ids, ivf_index(factors, conf) if approximate else factors))
     users = user_factors.select(F.col("id").alias("user_idx"), "features")
     if seen is not None:
         lists = seen.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
         users = users.join(lists, "user_idx", "left")
     else:
         users = users.withColumn("seen", F.lit(None).cast("array<int>"))
-    rows = block_rows(block_bytes, len(ids))
+    rows = block_rows(int(conf.block_mb * 2**20), len(ids))
+    width = factors.shape[1]
 
     def positions(item_ids: np.ndarray) -> np.ndarray:
         ids = shared.value[0]
@@ -137,13 +190,16 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         torch.set_num_threads(1)  # one Spark task, one core
         ids, factors = shared.value
+        if approximate:
+            yield from ranked(batches, nearest(factors, width, k, conf.ivf_probe), rows, positions, ids)
+            return
         factors_t = torch.from_numpy(factors).T.contiguous()
         out = torch.empty(rows, len(ids))  # reused: a fresh block of scores each time costs 5x the product
 
         def block_scores(block: pa.RecordBatch) -> torch.Tensor:
-            return torch.matmul(torch.from_numpy(matrix(block.column("features"), factors.shape[1])), factors_t,
+            return torch.matmul(torch.from_numpy(matrix(block.column("features"), width)), factors_t,
                                 out=out[:block.num_rows])
 
-        yield from ranked(batches, block_scores, k, rows, positions, ids)
+        yield from ranked(batches, exact(block_scores, k), rows, positions, ids)
 
     return users.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark.cf.neighbours import factor_neighbours
 from recsys_spark.cf.topk import top_k_for_all_users
+from recsys_spark.config import TopKConf
 
 
 def as_factors(embeddings: DataFrame) -> DataFrame:
@@ -25,15 +26,15 @@ def user_profiles(interactions: DataFrame, embeddings: DataFrame) -> DataFrame:
             .select(F.col("user_idx").alias("id"), vector_to_array("mean", "float32").alias("features")))
 
 
-def content_recs(interactions: DataFrame, embeddings: DataFrame, k: int, block_bytes: int,
+def content_recs(interactions: DataFrame, embeddings: DataFrame, k: int, conf: TopKConf,
                  among: DataFrame | None = None) -> DataFrame:
     """Top-k unseen items per user by cosine to their profile; every item can be recommended, or
     only those in `among` (item_idx)."""
     items = embeddings if among is None else embeddings.join(among.select("item_idx"), "item_idx")
     return top_k_for_all_users(user_profiles(interactions, embeddings), as_factors(items), k,
-                               interactions.select("user_idx", "item_idx"), block_bytes)
+                               interactions.select("user_idx", "item_idx"), conf)
 
 
-def content_neighbours(embeddings: DataFrame, n: int, block_bytes: int) -> DataFrame:
+def content_neighbours(embeddings: DataFrame, n: int, conf: TopKConf) -> DataFrame:
     """Each item's n nearest items by text, interactions or not."""
-    return factor_neighbours(as_factors(embeddings), "item_idx", n, block_bytes)
+    return factor_neighbours(as_factors(embeddings), "item_idx", n, conf)

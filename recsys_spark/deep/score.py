@@ -12,7 +12,7 @@ import pyarrow as pa
 import torch
 from pyspark.sql import DataFrame
 
-from recsys_spark.cf.topk import SCHEMA, block_rows, ranked
+from recsys_spark.cf.topk import SCHEMA, block_rows, exact, ranked
 from recsys_spark.deep.train import TrainSpec
 
 
@@ -45,7 +45,7 @@ def top_k(spec: TrainSpec, model: torch.nn.Module, examples: DataFrame, k: int,
             scores[:, 0] = float("-inf")  # padding id
             return scores
 
-        yield from ranked(batches, block_scores, k, rows, lambda seen: seen)
+        yield from ranked(batches, exact(block_scores, k), rows, lambda seen: seen)
 
     columns = ["user_idx", "seen"] + (["inputs"] if "inputs" in examples.columns else [])
     return examples.select(*columns).mapInArrow(score, SCHEMA)

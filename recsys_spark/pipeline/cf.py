@@ -104,7 +104,7 @@ def _neighbours(ctx: Context) -> None:
     """gold.item_neighbours holds one list per method: 'als_cosine' (similar items), 'cooccurrence'
     (bought together) and 'content' (similar text, cold items included); gold.user_neighbours the
     users nearest in ALS space. All from the final cut."""
-    conf, block = ctx.cfg.cf.neighbours, ctx.cfg.cf.block_mb << 20
+    conf, block = ctx.cfg.cf.neighbours, ctx.cfg.cf.topk
     item_lists = {
         "als_cosine": lambda: factor_neighbours(ctx.lake.read("gold", "als_item_factors")
                                                 .withColumnRenamed("item_idx", "id"), "item_idx", conf.n, block),
@@ -165,7 +165,7 @@ def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], Da
 
     models = {
         "als": lambda: als_recommend(ALSModel.load(model_path(ctx, "als" if cut == "final" else "als_tuning")),
-                                     depth, seen, cf.block_mb << 20),
+                                     depth, seen, cf.topk),
         "popularity": lambda: popularity_recs(train, users, depth),
         "popularity_recent": recent,
         "popularity_category": lambda: category_popularity_recs(train, items, users, depth, cf.category_top),
@@ -176,7 +176,7 @@ def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], Da
         models["user_knn"] = lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), depth)
     if ctx.lake.exists("gold", "item_text_embeddings"):
         models["content"] = lambda: content_recs(train, ctx.lake.read("gold", "item_text_embeddings"), depth,
-                                                 cf.block_mb << 20)
+                                                 cf.topk)
     return models
 
 

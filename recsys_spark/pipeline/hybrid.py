@@ -109,7 +109,7 @@ def _final_lists(ctx: Context, run_id: str) -> None:
         embeddings = lake.read("gold", "item_text_embeddings")
         new_items = embeddings.join(train.select("item_idx").distinct(), "item_idx", "left_anti")
         if not new_items.isEmpty():
-            cold = content_recs(train, embeddings, math.ceil(h.cold_item_share * k), ctx.cfg.cf.block_mb << 20,
+            cold = content_recs(train, embeddings, math.ceil(h.cold_item_share * k), ctx.cfg.cf.topk,
                                 among=new_items)
     lists = with_cold_items(chosen, cold, h.cold_item_share, k)
     items = (lake.read("gold", "item_text").select("item_idx", "item_id", "title", "category")
