@@ -196,7 +196,7 @@ class TopKConf(Section):
     """Top-K for all users from factors: exact blocked products, or faiss IVF for huge catalogues."""
     block_mb: Annotated[float, Field(gt=0)] = 8       # one block of scores: users per block = this / (items x 4 B)
     approximate_above: Positive = 1_000_000            # more items than this: the IVF index, not exact
-    ivf_lists: Annotated[int, Field(ge=0)] = 0         # IVF cells; 0: 4 x sqrt(items)
+    ivf_lists: Annotated[int, Field(ge=0)] = 0         # IVF cells; 0: sqrt(items)
     ivf_probe: Positive = 32                           # cells searched per user
 
 
