@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from recsys_spark.config import TopKConf
 from recsys_spark.content.recs import content_neighbours, content_recs, user_profiles
 from recsys_spark.data.synthetic import user_tastes, vocabulary
 from recsys_spark.pipeline.cf import history
@@ -16,7 +17,8 @@ def test_profile_is_the_confidence_weighted_mean(spark):
                                        "item_idx int, embedding array<float>")
     profiles = {r["id"]: r["features"] for r in user_profiles(interactions, embeddings).collect()}
     assert profiles[1] == pytest.approx([0.75, 0.25]) and profiles[2] == pytest.approx([0.0, 1.0])
-    recs = {(r["user_idx"], r["rank"]): r["item_idx"] for r in content_recs(interactions, embeddings, 2, 16).collect()}
+    recs = content_recs(interactions, embeddings, 2, TopKConf()).collect()
+    recs = {(r["user_idx"], r["rank"]): r["item_idx"] for r in recs}
     assert recs == {(1, 1): 12, (2, 1): 12, (2, 2): 10}  # seen items never come back
 
 
@@ -24,7 +26,8 @@ def test_items_without_interactions_get_neighbours_and_places_in_lists(spark):
     """Item 12 has no interactions: it is recommended above and has text neighbours here."""
     embeddings = spark.createDataFrame([(10, [1.0, 0.0]), (11, [0.0, 1.0]), (12, [0.6, 0.8])],
                                        "item_idx int, embedding array<float>")
-    near = {(r["item_idx"], r["rank"]): r["neighbour_idx"] for r in content_neighbours(embeddings, 2, 16).collect()}
+    near = content_neighbours(embeddings, 2, TopKConf()).collect()
+    near = {(r["item_idx"], r["rank"]): r["neighbour_idx"] for r in near}
     assert near[(12, 1)] == 11 and near[(12, 2)] == 10 and near[(10, 1)] == 12
 
 
