@@ -15,8 +15,8 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set source.synthetic.n_events=100000")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", parents=[common], help="run one stage")
-    run.add_argument("stage")
+    run = sub.add_parser("run", parents=[common], help="run stages, in the order given, in one driver")
+    run.add_argument("stages", nargs="+", metavar="stage")
     sub.add_parser("pipeline", parents=[common], help="run every stage in order, then print a summary")
     sub.add_parser("config", parents=[common], help="print the resolved config")
     search = sub.add_parser("search", parents=[common], help="search the catalogue, as a shopper would")
@@ -118,12 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     from recsys_spark.pipeline.progress import format_table
 
     setup_logging()
-    if args.command == "run" and args.stage not in {**STAGES, **HOUSEKEEPING}:
-        print(f"recsys-spark: unknown stage {args.stage!r}; stages are {', '.join({**STAGES, **HOUSEKEEPING})}",
+    stages = list(STAGES) if args.command == "pipeline" else args.stages
+    unknown = [s for s in stages if s not in {**STAGES, **HOUSEKEEPING}]
+    if unknown:
+        print(f"recsys-spark: unknown stage {unknown[0]!r}; stages are {', '.join({**STAGES, **HOUSEKEEPING})}",
               file=sys.stderr)
         return 2
     ctx = Context.create(cfg)
-    stages = list(STAGES) if args.command == "pipeline" else [args.stage]
     seconds = {name: run_stage(ctx, name) for name in stages}
     if args.command == "pipeline":
         print("\nQuality report (rows failed per check, all batches):")

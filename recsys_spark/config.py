@@ -190,6 +190,7 @@ class NeighboursConf(Section):
     measure: Literal["jaccard", "lift"] = "jaccard"
     min_count: Positive = 2
     max_items_per_user: Positive = 200
+    max_pairs: Positive = 500_000_000   # co-occurrence pairs in total; above it heavy users are sampled
 
 
 class TopKConf(Section):

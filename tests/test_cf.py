@@ -32,6 +32,22 @@ def test_popularity_ranks_by_distinct_users_and_skips_seen(spark):
     assert got == {1: [3, 4], 3: [2, 4], 4: [1, 2]}
 
 
+def test_popularity_on_the_shop_equals_counting_by_hand(data):
+    train = data[0]
+    pairs = {(r["user_idx"], r["item_idx"]) for r in train.select("user_idx", "item_idx").collect()}
+    users_of: dict[int, int] = {}
+    for _, item in pairs:
+        users_of[item] = users_of.get(item, 0) + 1
+    order = sorted(users_of, key=lambda i: (-users_of[i], i))
+    k = 5
+    expected = {u: [i for i in order if (u, i) not in pairs][:k] for u, _ in pairs}
+    recs = popularity_recs(train, train, k)
+    got: dict[int, list[int]] = {}
+    for r in recs.orderBy("user_idx", "rank").collect():
+        got.setdefault(r["user_idx"], []).append(r["item_idx"])
+    assert got == expected
+
+
 def test_recent_popularity_counts_only_the_window(spark):
     rows = [(1, 1, "2025-01-01"), (2, 1, "2025-01-02"), (3, 1, "2025-01-03"), (1, 2, "2025-03-01"),
             (2, 2, "2025-03-02"), (3, 3, "2025-03-03")]

@@ -21,6 +21,8 @@ def test_bad_config_fails_at_start_naming_the_key():
     assert "bad config: unknown config key 'quality.max_quantiy'" in out.stderr
     out = run(str(BIN / "recsys-spark"), "run", "rank", "--set", "spark.master=local[1]")
     assert out.returncode == 2 and "unknown stage 'rank'" in out.stderr
+    out = run(str(BIN / "recsys-spark"), "run", "ingest", "quality", "featurs", "--set", "spark.master=local[1]")
+    assert out.returncode == 2 and "unknown stage 'featurs'" in out.stderr     # before any stage ran
 
 
 def test_resolved_config_is_printable():

@@ -4,6 +4,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.cf.neighbours import (
+    bounded_baskets,
     cooccurrence_neighbours,
     factor_neighbours,
     item_based_recs,
@@ -48,6 +49,20 @@ def test_cooccurrence_caps_each_user_to_recent_items(spark):
     df = spark.createDataFrame(rows, "user_idx int, item_idx int, d string").withColumn("last_ts", F.to_timestamp("d"))
     got = lists(cooccurrence_neighbours(df, NeighboursConf(n=5, min_count=1, max_items_per_user=2)), "item_idx")
     assert got == {2: [3], 3: [2, 4], 4: [3]}  # item 1 is the oldest item of both users
+
+
+def test_cooccurrence_pairs_are_bounded_in_total_by_sampling_heavy_users(spark):
+    # 300 light users with 2 items (600 pairs) and 400 heavy ones with 10 (36,000 pairs)
+    rows = [(u, i) for u in range(300) for i in (1, 2)] + [(u, i) for u in range(300, 700) for i in range(10, 20)]
+    basket = spark.createDataFrame(rows, "user_idx int, item_idx int")
+    assert bounded_baskets(basket, 10**6) is basket                      # under the budget: untouched
+    kept = bounded_baskets(basket, 600 + 9_000).groupBy("user_idx").count().collect()
+    light = [r for r in kept if r["count"] == 2]
+    heavy = [r for r in kept if r["count"] == 10]
+    assert len(light) == 300 and len(kept) == len(light) + len(heavy)    # light users whole, heavy whole or out
+    assert 70 <= len(heavy) <= 130                                       # a quarter of 400 fits the budget
+    again = bounded_baskets(basket, 600 + 9_000).groupBy("user_idx").count().collect()
+    assert sorted(r["user_idx"] for r in again) == sorted(r["user_idx"] for r in kept)
 
 
 def test_factor_neighbours_are_cosine_and_skip_the_item_itself(spark):

@@ -5,6 +5,7 @@ from pyspark.sql import functions as F
 from recsys_spark.data.raw import RAW_COLUMNS, to_raw
 from recsys_spark.lakehouse import with_ingest_metadata
 from recsys_spark.pipeline import quality
+from recsys_spark.quality.rules import collision_candidates
 
 GOOD = {"user_id": "u1", "item_id": "i1", "event_type": "view", "ts": "2025-03-01 10:00:00",
         "session_id": "s1", "quantity": None, "price": "9.99", "rating": None, "query": None, "review": None}
@@ -133,3 +134,16 @@ def test_second_batch_duplicates_of_silver_are_quarantined(ctx):
     b2 = ctx.lake.read("quarantine", "events").where("_batch_id = 'b2'").collect()
     assert [r["_reason"] for r in b2] == ["duplicate"]
     assert ctx.lake.read("silver", "events").where("_batch_id = 'b2'").count() == 1
+
+
+def test_a_batch_is_checked_only_against_silver_rows_in_its_time_range(spark):
+    silver = spark.createDataFrame([("2025-01-01 00:00:00",), ("2025-03-01 10:00:00",), ("2025-06-01 00:00:00",)],
+                                   "ts string").withColumn("ts", F.to_timestamp("ts"))
+    batch = spark.createDataFrame([("2025-02-01 00:00:00", None), ("2025-03-05 00:00:00", None),
+                                   ("2025-12-01 00:00:00", "unparseable:price")], "t string, _reason string")
+    checked = batch.withColumn("_t_ts", F.to_timestamp("t"))
+    key = ["user_id", "ts"]
+    got = [str(r["ts"]) for r in collision_candidates(silver, checked, key).collect()]
+    assert got == ["2025-03-01 10:00:00"]                     # the rejected row widens nothing
+    assert collision_candidates(silver, checked, ["user_id"]).count() == 3   # no time in the key: all
+    assert collision_candidates(silver, checked.where("_reason IS NOT NULL"), key).count() == 0

@@ -3,9 +3,12 @@
 Cosine similarity from factors reuses the blocked top-K: unit-length factors scored block by
 block against the whole (broadcast) matrix, the row itself masked, so nothing is a cross join.
 Co-occurrence (SAR-style) joins each user's items with themselves; capping every user to the
-most recent `max_items_per_user` items bounds that block at max_items_per_user² pairs.
+most recent `max_items_per_user` items bounds that block at max_items_per_user² pairs, and
+`max_pairs` bounds them all: past it, the heaviest users are sampled.
 """
 from __future__ import annotations
+
+import logging
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -15,6 +18,7 @@ from recsys_spark.config import NeighboursConf, TopKConf
 from recsys_spark.evaluation.ranking import exclude_seen
 from recsys_spark.vectors import unit_vectors
 
+log = logging.getLogger("recsys_spark")
 NEIGHBOUR_COLUMNS = ["rank", "neighbour_idx", "score"]
 
 
@@ -35,12 +39,36 @@ def _similarity(measure: str, both: Column, n_a: Column, n_b: Column) -> Column:
     raise ValueError(f"unknown co-occurrence measure {measure!r}; use jaccard or lift")
 
 
+def bounded_baskets(basket: DataFrame, max_pairs: int) -> DataFrame:
+    """(user_idx, item_idx) of the users whose item pairs (m x (m - 1) for m items) fit in
+    max_pairs: every user up to the basket size where the budget would run out, then each heavier
+    user with the probability that fills the rest, picked by a hash of the user so re-runs agree.
+    Basket sizes are capped, so their histogram is small enough to plan on the driver."""
+    sizes = basket.groupBy("user_idx").agg(F.count("*").alias("m"))
+    hist = sorted((r[0], r[1]) for r in sizes.groupBy("m").count().collect())
+    if sum(users * m * (m - 1) for m, users in hist) <= max_pairs:
+        return basket
+    kept, limit = 0, 0
+    for m, users in hist:
+        if kept + users * m * (m - 1) > max_pairs:
+            break
+        kept, limit = kept + users * m * (m - 1), m
+    heavy = sum(users * m * (m - 1) for m, users in hist if m > limit)
+    share = (max_pairs - kept) / heavy
+    log.info("co-occurrence: %d pairs over the budget of %d; users with more than %d items kept with "
+             "probability %.3f", kept + heavy, max_pairs, limit, share)
+    draw = F.abs(F.xxhash64("user_idx")) % 1_000_000 / 1_000_000
+    keep = sizes.where((F.col("m") <= limit) | (draw < share)).select("user_idx")
+    return basket.join(keep, "user_idx")
+
+
 def cooccurrence_neighbours(interactions: DataFrame, conf: NeighboursConf) -> DataFrame:
     """(item_idx, rank, neighbour_idx, score) from the users two items share ('bought together').
     Pairs shared by fewer than `min_count` users are noise and dropped."""
     recent = Window.partitionBy("user_idx").orderBy(F.desc("last_ts"), "item_idx")
     basket = (interactions.withColumn("_r", F.row_number().over(recent))
               .where(F.col("_r") <= conf.max_items_per_user).select("user_idx", "item_idx").cache())
+    basket = bounded_baskets(basket, conf.max_pairs)
     users_per_item = basket.groupBy("item_idx").agg(F.count("*").alias("n"))
     a, b = basket.alias("a"), basket.alias("b")
     pairs = (a.join(b, "user_idx").where(F.col("a.item_idx") != F.col("b.item_idx"))

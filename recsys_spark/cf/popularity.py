@@ -16,13 +16,27 @@ def item_popularity(train: DataFrame, since=None) -> DataFrame:
 
 def popularity_recs(train: DataFrame, users: DataFrame, k: int, since=None) -> DataFrame:
     """The most popular unseen items for each user. Candidates are the top k + (most items any
-    user has seen) items, which is exactly enough for every user to keep k after exclusion."""
+    user has seen) items, which is exactly enough for every user to keep k after exclusion. A user's
+    list is the first k candidate positions not among their seen ones: only seen pairs are joined
+    with the candidates, never every user with every candidate."""
     pop = item_popularity(train, since)
     seen = train.select("user_idx", "item_idx").distinct()
     most_seen = seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
-    candidates = pop.orderBy(F.desc("score"), "item_idx").limit(k + most_seen)
-    recs = exclude_seen(users.select("user_idx").distinct().crossJoin(F.broadcast(candidates)), seen)
-    return recs.where(F.col("rank") <= k)
+    order = [F.desc("score"), F.asc("item_idx")]
+    top = pop.orderBy(*order).limit(k + most_seen)
+    candidates = top.withColumn("_pos", F.row_number().over(Window.orderBy(*order)) - 1).cache()
+    n = candidates.count()
+    if n == 0:
+        return candidates.select(F.lit(0).alias("user_idx"), "item_idx", "score", F.lit(0).alias("rank")).limit(0)
+    hits = (seen.join(F.broadcast(candidates.select("item_idx", "_pos")), "item_idx")
+            .groupBy("user_idx").agg(F.collect_list("_pos").alias("_hit")))
+    hit = F.coalesce(F.col("_hit"), F.array().cast("array<int>"))
+    free = F.filter(F.sequence(F.lit(0), F.least(F.size(hit) + k, F.lit(n)) - 1),
+                    lambda p: ~F.array_contains(hit, p))
+    picked = (users.select("user_idx").distinct().join(hits, "user_idx", "left")
+              .select("user_idx", F.posexplode(F.slice(free, 1, k)).alias("_r", "_pos")))
+    return picked.join(F.broadcast(candidates), "_pos").select(
+        "user_idx", "item_idx", "score", (F.col("_r") + 1).alias("rank"))
 
 
 def category_popularity_recs(train: DataFrame, item_category: DataFrame, users: DataFrame, k: int,

@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class TrainSpec:
     fields: list[str]
     validation_path: str
     checkpoint_dir: str
-    side: dict[str, list[int]] = field(default_factory=dict)
+    side: dict[str, Sequence[int]] = field(default_factory=dict)  # lookups by id: arrays travel as one buffer
     max_len: int = 50
     dim: int = 64
     loss: str = "ce"
@@ -57,7 +58,7 @@ class TrainSpec:
     mixed_precision: bool = False     # bfloat16 autocast, on GPU only
 
     def build(self) -> nn.Module:
-        side = SideFeatures(**{k: torch.tensor(v) for k, v in self.side.items()}) if self.side else None
+        side = SideFeatures(**{k: torch.as_tensor(np.asarray(v)) for k, v in self.side.items()}) if self.side else None
         return build_model(self.model, self.n_users, self.n_items, side, self.max_len, self.dim, self.loss,
                            self.negatives, self.hyper)
 
@@ -280,7 +281,7 @@ def main(argv: list[str]) -> int:
 
 
 def spec_to_json(spec: TrainSpec) -> str:
-    return json.dumps(asdict(spec))
+    return json.dumps(asdict(spec), default=lambda array: array.tolist())  # side lookups are arrays
 
 
 if __name__ == "__main__":

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 
+import numpy as np
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from recsys_spark.cf.topk import collect_arrow
 from recsys_spark.deep.data import (
     held_out_examples,
     last_items,
@@ -44,19 +46,26 @@ def first_held_out(splits: DataFrame, targets: DataFrame) -> DataFrame:
     return rows.withColumn("_r", F.row_number().over(w)).where("_r = 1").select("user_idx", "item_idx")
 
 
-def side_features(items: DataFrame, users: DataFrame, n_items: int, n_users: int) -> dict[str, list[int]]:
-    """Lookups by id (0 = unknown/padding): item category and price level, user's top category."""
-    cats = sorted(r[0] for r in items.select("category").distinct().collect() if r[0] is not None)
-    code = {c: i + 1 for i, c in enumerate(cats)}
-    item_category, item_price = [0] * (n_items + 1), [0] * (n_items + 1)
-    for r in items.select("item_idx", "category", "price_level").collect():
-        item_category[r[0]] = code.get(r[1], 0)
-        item_price[r[0]] = 0 if r[2] is None else int(r[2]) + 1
-    user_category = [0] * (n_users + 1)
-    top = users.select("user_idx", F.col("category_shares")[0]["category"].alias("c")).collect()
-    for r in top:
-        user_category[r[0]] = code.get(r[1], 0)
-    return {"item_category": item_category, "item_price_level": item_price, "user_category": user_category}
+def side_features(items: DataFrame, users: DataFrame, n_items: int, n_users: int) -> dict[str, np.ndarray]:
+    """Lookups by id (0 = unknown/padding): item category and price level, user's top category.
+    Coded in Spark and collected through Arrow into arrays, which pickle as one buffer each."""
+    cats = items.select("category").where(F.col("category").isNotNull()).distinct()
+    code = cats.withColumn("code", F.row_number().over(Window.orderBy("category")))
+    item_rows = collect_arrow(items.join(F.broadcast(code), "category", "left").select(
+        "item_idx", F.coalesce("code", F.lit(0)).alias("c"),
+        F.coalesce(F.col("price_level") + 1, F.lit(0)).alias("p")))
+    user_rows = collect_arrow(users.select("user_idx", F.col("category_shares")[0]["category"].alias("category"))
+                              .join(F.broadcast(code), "category", "left")
+                              .select("user_idx", F.coalesce("code", F.lit(0)).alias("c")))
+
+    def lookup(rows, key: str, value: str, size: int) -> np.ndarray:
+        out = np.zeros(size + 1, dtype=np.int32)
+        out[rows.column(key).to_numpy()] = rows.column(value).to_numpy()
+        return out
+
+    return {"item_category": lookup(item_rows, "item_idx", "c", n_items),
+            "item_price_level": lookup(item_rows, "item_idx", "p", n_items),
+            "user_category": lookup(user_rows, "user_idx", "c", n_users)}
 
 
 def recs_name(model: str, loss: str) -> str:

@@ -18,6 +18,7 @@ from recsys_spark.quality.rules import (
     USERS,
     TableRules,
     check_rules,
+    collision_candidates,
     mark_duplicates,
     mark_unknown,
     row_checks,
@@ -52,7 +53,8 @@ def validate(ctx: Context, table: str, raw: DataFrame, batches: list[str]) -> Da
             checked = mark_unknown(checked, "user_id", ctx.lake.read("silver", "users"), "unknown_user")
         seen = None
         if ctx.lake.exists("silver", "events"):
-            seen = ctx.lake.read("silver", "events").where(~F.col("_batch_id").isin(batches))
+            earlier = ctx.lake.read("silver", "events").where(~F.col("_batch_id").isin(batches))
+            seen = collision_candidates(earlier, checked, conf.event_key, rules.timestamp)
         return mark_duplicates(checked, conf.event_key, seen)
     return mark_duplicates(checked, rules.key)
 

@@ -127,6 +127,18 @@ def mark_duplicates(df: DataFrame, key: list[str], seen_keys: DataFrame | None =
     ).drop("_rank", "_in_silver")
 
 
+def collision_candidates(silver: DataFrame, checked: DataFrame, key: list[str], ts: str = "ts") -> DataFrame:
+    """The earlier silver rows a batch's keys can collide with. With the timestamp in the key, a
+    duplicate lies inside the batch's time range, so only that range is read: Delta skips the files
+    outside it by their min/max statistics, and a batch is not joined with the whole history."""
+    if ts not in key:
+        return silver
+    lo, hi = checked.where(F.col("_reason").isNull()).agg(F.min(f"_t_{ts}"), F.max(f"_t_{ts}")).first()
+    if lo is None:
+        return silver.limit(0)
+    return silver.where(F.col(ts).between(F.lit(lo), F.lit(hi)))
+
+
 def split_valid(df: DataFrame, rules: TableRules, raw_columns: list[str]) -> tuple[DataFrame, DataFrame]:
     """(silver rows: typed and normalised, quarantine rows: raw values plus the reason)."""
     good = df.where(F.col("_reason").isNull())
