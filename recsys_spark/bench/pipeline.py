@@ -3,8 +3,10 @@ memory of each data stage.
 
 The three stages run in one driver, as `recsys-spark run ingest quality features` and the pipeline
 run them, so a stage's seconds are its own work and not a JVM start. A stage's peak memory is the
-largest resident size of that driver (JVM and Python workers) while the stage ran, sampled every
-0.2 s. Scales: `SCALES=1M,10M,100M make bench B=pipeline` (default 1M,10M).
+largest memory while the stage ran, sampled every 0.2 s: of the whole driver (driver Python, JVM
+and Python workers; proportional set size, so pages the forked workers share count once), and the
+resident size of the JVM alone, whose heap `spark.driver_memory` bounds.
+Scales: `SCALES=1M,10M,100M make bench B=pipeline` (default 1M,10M).
 """
 from __future__ import annotations
 
@@ -22,23 +24,28 @@ import psutil
 from recsys_spark.bench.report import row, write_report
 from recsys_spark.pipeline import DATA_STAGES
 
-# events, users, items
+# events, users, items; every scale runs on the same config (8 shuffle partitions)
 SCALES = {"1M": (1_000_000, 20_000, 5_000), "10M": (10_000_000, 200_000, 10_000),
           "30M": (30_000_000, 600_000, 60_000), "100M": (100_000_000, 2_000_000, 200_000)}
 STAGE_LINE = re.compile(r"\[(\w+)\] (start|done in ([0-9.]+)s)$")
 
 
-def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Seconds per stage, from the driver's own log lines, and peak GiB per stage."""
+def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """Seconds per stage, from the driver's own log lines, and peak GiB per (stage, 'all' | 'jvm')."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     parent, current, peaks, seconds, tail = psutil.Process(proc.pid), [None], {}, {}, []
 
     def sample() -> None:
         while proc.poll() is None:
             try:
-                rss = sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+                procs = [parent, *parent.children(recursive=True)]
+                # PSS: Python workers forked from one daemon share its pages, which RSS counts in each
+                rss = {"all": sum(p.memory_full_info().pss for p in procs),
+                       "jvm": sum(p.memory_info().rss for p in procs if p.name() == "java")}
                 if current[0]:
-                    peaks[current[0]] = max(peaks.get(current[0], 0.0), rss / 2**30)
+                    for kind, value in rss.items():
+                        key = (current[0], kind)
+                        peaks[key] = max(peaks.get(key, 0.0), value / 2**30)
             except psutil.Error:
                 pass
             time.sleep(0.2)
@@ -47,14 +54,16 @@ def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[str, float]]:
     sampler.start()
     for line in proc.stderr:
         tail = (tail + [line])[-40:]
+        if "INFO recsys_spark [" in line:
+            print("   ", line.rstrip(), flush=True)     # each step's rows and seconds, as the stage logs them
         m = STAGE_LINE.search(line.rstrip())
         if m and m.group(1) in DATA_STAGES:
             if m.group(2) == "start":
                 current[0] = m.group(1)
             else:
                 seconds[m.group(1)] = float(m.group(3))
-                print(f"  {m.group(1)}: {seconds[m.group(1)]:.1f}s, peak {peaks.get(m.group(1), 0):.2f} GiB",
-                      flush=True)
+                print(f"  peak {peaks.get((m.group(1), 'all'), 0):.2f} GiB, JVM "
+                      f"{peaks.get((m.group(1), 'jvm'), 0):.2f} GiB", flush=True)
     proc.wait()
     sampler.join()
     if proc.returncode:
@@ -81,7 +90,9 @@ def run(scales: list[str] | None = None) -> None:
         for stage in DATA_STAGES:
             timings[f"{scale}/{stage}"] = round(seconds[stage], 1)
             rows.append(row(f"pipeline_{scale}", "seconds", round(seconds[stage], 1), stage=stage))
-            rows.append(row(f"pipeline_{scale}", "peak_rss_gib", round(peaks.get(stage, 0.0), 2), stage=stage))
+            rows.append(row(f"pipeline_{scale}", "peak_pss_gib", round(peaks.get((stage, "all"), 0.0), 2), stage=stage))
+            rows.append(row(f"pipeline_{scale}", "peak_jvm_rss_gib", round(peaks.get((stage, "jvm"), 0.0), 2),
+                            stage=stage))
     ordered = [s for s in SCALES if s in scales]
     for small, big in itertools.pairwise(ordered):
         for stage in DATA_STAGES:

@@ -15,7 +15,8 @@ from typing import Any
 REPORTS = Path("reports")
 # Metrics worth a panel, first found first; ratios and checks are one number each and stay in the table.
 HEADLINE = ["ndcg", "recall", "hit_rate", "mrr", "cumulative_reward", "seconds", "fit_seconds",
-            "rows_per_second", "samples_per_second", "items_per_second", "latency_p99_ms", "peak_rss_gib"]
+            "rows_per_second", "samples_per_second", "items_per_second", "latency_p99_ms", "peak_rss_gib",
+            "peak_pss_gib", "peak_jvm_rss_gib"]
 SIZE = re.compile(r"^(?P<base>.+)_(?P<n>\d+(?:\.\d+)?)(?P<unit>[KM])$")
 MAX_BARS = 24
 

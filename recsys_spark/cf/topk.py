@@ -186,7 +186,9 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         users = users.join(lists, "user_idx", "left")
     else:
         users = users.withColumn("seen", F.lit(None).cast("array<int>"))
-    rows = block_rows(int(conf.block_mb * 2**20), len(ids))
+    # a block holds every item's score (exact) or each user's candidates' factors (IVF: k plus the
+    # items the user has seen, a few hundred for most users)
+    rows = block_rows(int(conf.block_mb * 2**20), (k + 256) * factors.shape[1] if approximate else len(ids))
     width = factors.shape[1]
 
     def positions(item_ids: np.ndarray) -> np.ndarray:

@@ -18,7 +18,9 @@ def extend_id_map(current: DataFrame | None, ids: DataFrame, id_col: str, idx_co
         candidates = candidates.join(current.select(id_col), id_col, "left_anti")
         start = current.agg(F.coalesce(F.max(idx_col), F.lit(0))).first()[0]
     # Sorted in parallel (range partitions), then numbered by each partition's offset: a window
-    # over the whole table would pull every id into one task.
+    # over the whole table would pull every id into one task. The distinct ids are cached: the sort's
+    # sampling, the offsets and the numbering would each read every event again.
+    candidates = candidates.cache()
     numbered = candidates.orderBy(id_col).rdd.zipWithIndex().map(lambda r: (r[0][0], start + 1 + r[1]))
     schema = StructType([candidates.schema[id_col], StructField(idx_col, IntegerType())])
     return candidates.sparkSession.createDataFrame(numbered, schema)
