@@ -25,14 +25,11 @@ def popularity_recs(train: DataFrame, users: DataFrame, k: int, since=None) -> D
     order = [F.desc("score"), F.asc("item_idx")]
     top = pop.orderBy(*order).limit(k + most_seen)
     candidates = top.withColumn("_pos", F.row_number().over(Window.orderBy(*order)) - 1).cache()
-    n = candidates.count()
-    if n == 0:
-        return candidates.select(F.lit(0).alias("user_idx"), "item_idx", "score", F.lit(0).alias("rank")).limit(0)
     hits = (seen.join(F.broadcast(candidates.select("item_idx", "_pos")), "item_idx")
             .groupBy("user_idx").agg(F.collect_list("_pos").alias("_hit")))
     hit = F.coalesce(F.col("_hit"), F.array().cast("array<int>"))
-    free = F.filter(F.sequence(F.lit(0), F.least(F.size(hit) + k, F.lit(n)) - 1),
-                    lambda p: ~F.array_contains(hit, p))
+    # positions past the last candidate come last and find no candidate in the join below
+    free = F.filter(F.sequence(F.lit(0), F.size(hit) + k - 1), lambda p: ~F.array_contains(hit, p))
     picked = (users.select("user_idx").distinct().join(hits, "user_idx", "left")
               .select("user_idx", F.posexplode(F.slice(free, 1, k)).alias("_r", "_pos")))
     return picked.join(F.broadcast(candidates), "_pos").select(

@@ -47,14 +47,14 @@ def validate(ctx: Context, table: str, raw: DataFrame, batches: list[str]) -> Da
     rules = RULES[table]
     checked = check_rules(raw, rules, conf)
     if table == "events":
+        seen = None
+        if ctx.lake.exists("silver", "events"):  # bounded before the joins below, which its range needs not
+            earlier = ctx.lake.read("silver", "events").where(~F.col("_batch_id").isin(batches))
+            seen = collision_candidates(earlier, checked, conf.event_key, rules.timestamp)
         if conf.require_known_items:
             checked = mark_unknown(checked, "item_id", ctx.lake.read("silver", "items"), "unknown_item")
         if conf.require_known_users:
             checked = mark_unknown(checked, "user_id", ctx.lake.read("silver", "users"), "unknown_user")
-        seen = None
-        if ctx.lake.exists("silver", "events"):
-            earlier = ctx.lake.read("silver", "events").where(~F.col("_batch_id").isin(batches))
-            seen = collision_candidates(earlier, checked, conf.event_key, rules.timestamp)
         return mark_duplicates(checked, conf.event_key, seen)
     return mark_duplicates(checked, rules.key)
 
