@@ -98,6 +98,16 @@ def test_packed_and_list_layouts_give_the_same_batches(data):
         assert all(torch.equal(a[k], b[k]) for k in a) and a["inputs"].dtype == torch.int64
 
 
+def test_shuffle_is_reproducible_per_seed_and_differs_between_seeds(data):
+    def order(seed: int) -> list[int]:
+        batches = epoch_batches(str(data["root"] / "seq"), ["user_idx"], 7, 0, 1, seed)
+        return [int(u) for b in batches for u in b["user_idx"]]
+
+    first = order(5)
+    assert first == order(5) and sorted(first) == list(range(1, N_USERS + 1))
+    assert order(6) != first
+
+
 @pytest.mark.parametrize("model", ["two_tower", "ncf", "gru4rec", "sasrec"])
 def test_two_process_horovod_training(data, tmp_path, model):
     results = launch(spec(data, model, tmp_path), "horovod_spark", 2)

@@ -30,6 +30,8 @@ def _label(r: dict[str, Any], datasets: int) -> str:
     parts = [str(r["model"])]
     if r.get("stage"):
         parts.append(str(r["stage"]))
+    if isinstance(r.get("rows"), int):
+        parts.append(f"{r['rows']:,} rows")
     if datasets > 1 and r.get("dataset"):
         parts.append(f"[{r['dataset']}]")
     if r.get("k"):

@@ -9,7 +9,8 @@ or short epoch, which Petastorm can produce silently) stops the run with an erro
 Petastorm's own row-group shuffle (shuffle_row_groups=True) gave an empty shard in 5 of 60
 reads here, so it is off, and so is its row shuffle: rows are shuffled across a window of at
 least `shuffle_rows` rows (whole row groups) by a seeded buffer here, which keeps each epoch's
-order reproducible. Rows are gathered batch by batch from the buffer, ids widened to int64 per batch.
+order reproducible. Each window is scattered into a random order in one copy, and batches are
+slices of it.
 """
 from __future__ import annotations
 
@@ -60,9 +61,21 @@ def _to_tensors(batch) -> dict[str, torch.Tensor]:
     return out
 
 
-def _batch(columns: dict[str, torch.Tensor], rows: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The given rows, ids as int64 (what embeddings and losses take): widened per batch, not per buffer."""
-    return {k: v[rows].long() if v.dtype == torch.int32 else v[rows] for k, v in columns.items()}
+def _batch(columns: dict[str, torch.Tensor], start: int, stop: int) -> dict[str, torch.Tensor]:
+    """Rows start:stop, ids as int64 (what embeddings and losses take): widened per batch, which
+    stays in cache, not per window."""
+    return {k: v[start:stop].long() if v.dtype == torch.int32 else v[start:stop] for k, v in columns.items()}
+
+
+def _scattered(parts: list[torch.Tensor], dest: torch.Tensor) -> torch.Tensor:
+    """The parts, end to end, with row i of the whole at dest[i]: a shuffle in one copy, no
+    concatenation before it."""
+    out = torch.empty((len(dest), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    start = 0
+    for part in parts:
+        out.index_copy_(0, dest[start:start + len(part)], part)
+        start += len(part)
+    return out
 
 
 def epoch_batches(path: str, fields: list[str], batch_size: int, rank: int, size: int, seed: int,
@@ -78,14 +91,14 @@ def epoch_batches(path: str, fields: list[str], batch_size: int, rank: int, size
 
     def drain(keep: int) -> Iterator[dict[str, torch.Tensor]]:
         """Shuffle what is buffered and emit full batches until at most `keep` rows are left."""
-        merged = {k: torch.cat([b[k] for b in buffer]) if len(buffer) > 1 else buffer[0][k] for k in buffer[0]}
-        n = len(next(iter(merged.values())))
-        order = torch.from_numpy(rng.permutation(n))
+        n = sum(len(next(iter(b.values()))) for b in buffer)
+        dest = torch.from_numpy(rng.permutation(n))
+        shuffled = {k: _scattered([b[k] for b in buffer], dest) for k in buffer[0]}
         stop = 0
         while n - stop > keep and (n - stop >= batch_size or keep == 0):
-            yield _batch(merged, order[stop:stop + batch_size])
+            yield _batch(shuffled, stop, stop + batch_size)
             stop += batch_size
-        buffer[:] = [{k: v[order[stop:]] for k, v in merged.items()}] if stop < n else []
+        buffer[:] = [{k: v[stop:] for k, v in shuffled.items()}] if stop < n else []
 
     with make_batch_reader(Path(path).resolve().as_uri(), schema_fields=fields, cur_shard=rank, shard_count=size,
                            num_epochs=1, shuffle_row_groups=False, shuffle_rows=False, seed=seed,
