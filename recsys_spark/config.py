@@ -193,6 +193,12 @@ class NeighboursConf(Section):
     max_pairs: Positive = 500_000_000   # co-occurrence pairs in total; above it heavy users are sampled
 
 
+class EASEConf(Section):
+    """EASE over the most popular items: its driver matrices are max_items^2 floats."""
+    l2: Annotated[float, Field(gt=0.0, description="the ridge on X'X's diagonal")] = 500.0
+    max_items: Annotated[int, Field(ge=2, le=20_000)] = 5000
+
+
 class TopKConf(Section):
     """Top-K for all users from factors: exact blocked products, or faiss IVF for huge catalogues."""
     block_mb: Annotated[float, Field(gt=0)] = 8       # one block of scores: users per block = this / (items x 4 B)
@@ -210,6 +216,7 @@ class CFConf(Section):
     tuning: TuningConf = TuningConf()
     topk: TopKConf = TopKConf()
     neighbours: NeighboursConf = NeighboursConf()
+    ease: EASEConf = EASEConf()
     category_top: Positive = 3
     cold_user_events: Annotated[int, Field(ge=0)] = 2   # evaluate's cold_users slice: at most this many events
     cold_item_users: Positive = 5                       # evaluate's cold_items slice: fewer users than this
@@ -304,8 +311,8 @@ class HybridRankerConf(Section):
 
 class HybridConf(Section):
     """Fusion of several models' candidate lists; weights and ranker learn on the tuning cut."""
-    models: list[str] = Field(["als", "item_knn", "transitions", "popularity_category", "content", "popularity"],
-                              min_length=2)
+    models: list[str] = Field(["als", "ease", "item_knn", "transitions", "popularity_category", "popularity_recent",
+                               "content", "popularity"], min_length=2)
     candidates: Positive = 50           # each model's list depth
     method: Literal["average", "average_rank", "weighted", "borda", "rrf", "ranker"] = "ranker"  # -> recs_final
     rrf_k: Positive = 60

@@ -1,13 +1,15 @@
 """ALS finds the shop's planted tastes; our top-K equals recommendForAllUsers; popularity is right."""
 from datetime import datetime
 
+import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.cf.als import fit_als
+from recsys_spark.cf.ease import ease_recs, ease_weights
 from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.cf.topk import top_k_for_all_users
-from recsys_spark.config import ALSConf
+from recsys_spark.config import ALSConf, EASEConf
 from recsys_spark.evaluation.ranking import ranking_metrics
 from recsys_spark.pipeline.cf import history
 
@@ -88,3 +90,26 @@ def test_als_beats_popularity_on_planted_tastes(data):
     pop = ranking_metrics(popularity_recs(train, users, 10), test, 10)
     assert als["ndcg"] > 1.3 * pop["ndcg"], (als, pop)
     assert als["recall"] > pop["recall"]
+
+
+def test_ease_is_its_closed_form_over_the_most_popular_items(spark):
+    had = {0: [1, 2, 3], 1: [1, 2], 2: [2, 3, 4], 3: [1, 4], 4: [2, 5]}
+    pairs = spark.createDataFrame([(u, i) for u, items in had.items() for i in items], "user_idx int, item_idx int")
+    x = np.zeros((5, 5))
+    for u, items in had.items():
+        x[u, [i - 1 for i in items]] = 1.0
+    p = np.linalg.inv(x.T @ x + 2.0 * np.eye(5))
+    b = p / -np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    ids, weights = ease_weights(pairs, EASEConf(l2=2.0, max_items=10))
+    assert ids.tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_allclose(weights, b, rtol=1e-5, atol=1e-6)
+    scores = np.where(x > 0, -np.inf, x @ b)
+    got: dict[int, list[int]] = {}
+    for r in ease_recs(pairs, 2, EASEConf(l2=2.0, max_items=10)).orderBy("user_idx", "rank").collect():
+        got.setdefault(r["user_idx"], []).append(r["item_idx"])
+    expected = {u: [int(c) + 1 for c in np.lexsort((np.arange(5), -scores[u]))[:2] if np.isfinite(scores[u, c])]
+                for u in had}
+    assert got == expected
+    # two items most users had (2: four users, 1: three); the rest are outside the model
+    assert ease_weights(pairs, EASEConf(l2=2.0, max_items=2))[0].tolist() == [1, 2]

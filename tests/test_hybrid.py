@@ -98,11 +98,12 @@ def test_the_ranker_learns_a_planted_signal_and_reranks_in_spark(spark):
     candidates = spark.createDataFrame(rows, SCHEMA)
     items = spark.createDataFrame([(i, 1) for i in {r[2] for r in rows}], "item_idx int, n_users int")
     users = spark.createDataFrame([(u, 5) for u in range(60)], "user_idx int, n_events int")
-    table = ranker_table(candidates, ["good", "bad"], 5, items, users)
+    table = ranker_table(candidates, ["good", "bad"], 5, items, users, {"good": 1.0, "bad": 0.5})
     truth = spark.createDataFrame(labels, "user_idx int, item_idx int, label int")
     frame = table.join(truth, ["user_idx", "item_idx"], "left").fillna(0, ["label"]).toPandas()
     features = feature_names(["good", "bad"])
     assert frame.loc[frame["item_idx"] == 100, "bad_rank"].iloc[0] == 5      # listed last by `bad`
+    assert np.allclose(frame["weighted"], frame["good_score"] + 0.5 * frame["bad_score"])  # the linear fusion
     model = train(frame, features, num_leaves=4, n_estimators=30, learning_rate=0.2, seed=0)
     top = rerank(table, model, features, 1).where(F.col("rank") == 1).collect()
     assert all(r["item_idx"] == 100 + r["user_idx"] for r in top) and len(top) == 60

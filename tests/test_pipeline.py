@@ -99,7 +99,7 @@ def test_models_are_trained_recommended_and_evaluated(ctx):
                .where("slice = 'all'").collect()}
     assert metrics[("als", "ndcg")] > 1.5 * metrics[("popularity", "ndcg")]
     assert metrics[("als", "coverage")] > metrics[("popularity", "coverage")]
-    for model in ("item_knn", "user_knn", "popularity_category"):  # each finds the planted tastes too
+    for model in ("ease", "item_knn", "user_knn", "popularity_category"):  # each finds the planted tastes too
         assert metrics[(model, "ndcg")] > 1.2 * metrics[("popularity", "ndcg")], model
     models = {m for m, _ in metrics}
     assert all(0.0 < metrics[(m, "diversity_embedding")] < 2.0 for m in models)  # cosine distance, from ALS factors

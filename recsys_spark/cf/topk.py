@@ -76,11 +76,12 @@ def mask(scores: torch.Tensor, offsets: np.ndarray, columns: np.ndarray) -> None
 Top = Callable[[pa.RecordBatch, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def exact(score: Callable[[pa.RecordBatch], torch.Tensor], k: int) -> Top:
-    """A block's k best columns from score(block), its scores over every column, seen ones masked."""
+def exact(score: Callable[[pa.RecordBatch, np.ndarray, np.ndarray], torch.Tensor], k: int) -> Top:
+    """A block's k best columns from score(block, offsets, seen columns), its scores over every
+    column, seen ones masked."""
     def top(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
-            scores = score(block)
+            scores = score(block, offsets, seen)
         mask(scores, offsets, seen)
         return best_k(scores, k)
     return top
@@ -150,6 +151,12 @@ def nearest(serialised: np.ndarray, factors: np.ndarray, k: int, probe: int) -> 
     return top
 
 
+def columns_of(ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+    """The column of each item id in the sorted `ids`, -1 where it has none."""
+    at = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
+    return np.where(ids[at] == item_ids, at, -1)
+
+
 def matrix(column: pa.Array, width: int) -> np.ndarray:
     """A list<float> column of equal-length rows as a float32 (rows, width) matrix."""
     return column.flatten().to_numpy(zero_copy_only=False).astype(np.float32).reshape(-1, width)
@@ -192,9 +199,7 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
     width = factors.shape[1]
 
     def positions(item_ids: np.ndarray) -> np.ndarray:
-        ids = shared.value[0]
-        at = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
-        return np.where(ids[at] == item_ids, at, -1)
+        return columns_of(shared.value[0], item_ids)
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         torch.set_num_threads(1)  # one Spark task, one core
@@ -205,7 +210,7 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         factors_t = torch.from_numpy(factors).T.contiguous()
         out = torch.empty(rows, len(ids))  # reused: a fresh block of scores each time costs 5x the product
 
-        def block_scores(block: pa.RecordBatch) -> torch.Tensor:
+        def block_scores(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> torch.Tensor:
             return torch.matmul(torch.from_numpy(matrix(block.column("features"), width)), factors_t,
                                 out=out[:block.num_rows])
 

@@ -38,7 +38,7 @@ def top_k(spec: TrainSpec, model: torch.nn.Module, examples: DataFrame, k: int,
         model.load_state_dict(torch.load(io.BytesIO(weights)))
         model.eval()
 
-        def block_scores(block: pa.RecordBatch) -> torch.Tensor:
+        def block_scores(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> torch.Tensor:
             column = (block.column("inputs").flatten() if model.kind == "sequence" else block.column("user_idx"))
             inputs = column.to_numpy(zero_copy_only=False).astype(np.int64).reshape(block.num_rows, -1)
             scores = model.score_all(torch.from_numpy(inputs if model.kind == "sequence" else inputs[:, 0]))

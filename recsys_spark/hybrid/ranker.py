@@ -1,6 +1,7 @@
 """The learned fusion: LightGBM lambdarank over each model's scaled score and rank for a candidate,
-how many models listed it, the item's popularity and the user's activity. It learns on the tuning
-cut's candidates labelled by validation, and scores the final cut's candidates in Spark."""
+how many models listed it, the item's popularity, the user's activity and the weighted fusion's
+score (stacking: the trees start from the linear blend and learn where it is wrong). It learns on
+the tuning cut's candidates labelled by validation, and scores the final cut's candidates in Spark."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -16,18 +17,23 @@ from recsys_spark.search.ranker import lambdarank
 
 
 def feature_names(models: list[str]) -> list[str]:
-    return [f"{m}_{part}" for m in models for part in ("score", "rank")] + ["n_lists", "item_users", "user_events"]
+    return ([f"{m}_{part}" for m in models for part in ("score", "rank")]
+            + ["n_lists", "item_users", "user_events", "weighted"])
 
 
 def ranker_table(candidates: DataFrame, models: list[str], depth: int, item_features: DataFrame,
-                 user_features: DataFrame) -> DataFrame:
+                 user_features: DataFrame, weights: dict[str, float] | None = None) -> DataFrame:
     """One row per (user, item) any model listed. A model that did not list the item: score 0,
-    rank depth + 1. item_features: (item_idx, n_users); user_features: (user_idx, n_events)."""
+    rank depth + 1. item_features: (item_idx, n_users); user_features: (user_idx, n_events);
+    weights: the weighted fusion's, per model, fitted on the tuning cut (`weighted` = its score;
+    without them the column is left for the caller, who fits them on this table)."""
     wide = (scaled(candidates).groupBy("user_idx", "item_idx").pivot("model", models)
             .agg(F.first("minmax").alias("score"), F.first("rank").alias("rank")))
     listed = sum((F.col(f"{m}_score").isNotNull().cast("int") for m in models), F.lit(0))
     wide = wide.withColumn("n_lists", listed.cast("double"))
     wide = wide.fillna(0.0, [f"{m}_score" for m in models]).fillna(depth + 1, [f"{m}_rank" for m in models])
+    if weights is not None:
+        wide = wide.withColumn("weighted", sum((weights[m] * F.col(f"{m}_score") for m in models), F.lit(0.0)))
     items = item_features.select("item_idx", F.log1p(F.coalesce("n_users", F.lit(0))).alias("item_users"))
     users = user_features.select("user_idx", F.log1p(F.coalesce("n_events", F.lit(0))).alias("user_events"))
     return (wide.join(items, "item_idx", "left").join(users, "user_idx", "left")

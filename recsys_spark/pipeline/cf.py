@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark.cf.als import fit_als, tune_als
 from recsys_spark.cf.als import recommend as als_recommend
+from recsys_spark.cf.ease import ease_recs
 from recsys_spark.cf.neighbours import (
     cooccurrence_neighbours,
     factor_neighbours,
@@ -166,6 +167,7 @@ def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], Da
     models = {
         "als": lambda: als_recommend(ALSModel.load(model_path(ctx, "als" if cut == "final" else "als_tuning")),
                                      depth, seen, cf.topk),
+        "ease": lambda: ease_recs(train, depth, cf.ease, cf.topk),
         "popularity": lambda: popularity_recs(train, users, depth),
         "popularity_recent": recent,
         "popularity_category": lambda: category_popularity_recs(train, items, users, depth, cf.category_top),

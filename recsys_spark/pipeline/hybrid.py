@@ -11,6 +11,7 @@ import logging
 import math
 from pathlib import Path
 
+import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -54,9 +55,10 @@ def _read(ctx: Context, cut: str, models: list[str]) -> DataFrame:
             .drop("cut"))
 
 
-def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame) -> DataFrame:
+def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
+           weights: dict[str, float] | None = None) -> DataFrame:
     return ranker_table(candidates, models, ctx.cfg.hybrid.candidates, history(ctx, "item_features", cut),
-                        history(ctx, "user_features", cut))
+                        history(ctx, "user_features", cut), weights)
 
 
 def _hybrid(ctx: Context, run_id: str) -> None:
@@ -78,6 +80,7 @@ def _hybrid(ctx: Context, run_id: str) -> None:
         fitted, validation_ndcg = fit_weights(table, [f"{m}_score" for m in models], n_relevant, k,
                                               h.weight_steps, h.sweeps)
         weights = {m: fitted[f"{m}_score"] for m in models}
+        table["weighted"] = table[[f"{m}_score" for m in models]].to_numpy() @ np.array([weights[m] for m in models])
         ranker = train(table, features, h.ranker.num_leaves, h.ranker.n_estimators, h.ranker.learning_rate,
                        h.ranker.seed)
         step.rows = len(table)
@@ -91,8 +94,8 @@ def _hybrid(ctx: Context, run_id: str) -> None:
     for method in METHODS:
         write_recs(ctx, STAGE, f"hybrid_{method}", run_id,
                    fuse(final, method, k, len(models), weights, h.candidates, h.rrf_k), fallback)
-    write_recs(ctx, STAGE, "hybrid_ranker", run_id, rerank(_table(ctx, "final", models, final), ranker, features, k),
-               fallback)
+    reranked = rerank(_table(ctx, "final", models, final, weights), ranker, features, k)
+    write_recs(ctx, STAGE, "hybrid_ranker", run_id, reranked, fallback)
     final.unpersist()
     fallback.unpersist()
     _final_lists(ctx, run_id)

@@ -1,0 +1,82 @@
+"""EASE (Steck 2019): item-item weights in closed form, B = I - P / diag(P) with P = (X'X + l2 I)^-1,
+the diagonal forced to zero so an item cannot recommend itself. A strong linear baseline on dense
+data sets (0.483 nDCG@10 on MovieLens-100k in the reference run of B1), and unlike ALS it has one
+parameter and no iterations.
+
+The Gram matrix X'X is Spark's (RowMatrix.computeGramianMatrix, summed over partitions); the
+inversion is the driver's, so the model covers the `max_items` items most users had, which bounds
+it at max_items^2 floats. Scoring is the blocked top-K of cf.topk: each block of users' binary rows
+times the broadcast B, seen items masked.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+import torch
+from pyspark.mllib.linalg import Vectors
+from pyspark.mllib.linalg.distributed import RowMatrix
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from recsys_spark.cf.topk import SCHEMA, block_rows, columns_of, exact, ranked
+from recsys_spark.config import EASEConf, TopKConf
+
+log = logging.getLogger("recsys_spark")
+
+
+def ease_weights(interactions: DataFrame, conf: EASEConf) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, sorted; B as float32, one row and column per id) from (user_idx, item_idx) pairs."""
+    spark = interactions.sparkSession
+    popular = (interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n"))
+               .orderBy(F.desc("n"), "item_idx").limit(conf.max_items))
+    ids = np.sort(np.array([r[0] for r in popular.select("item_idx").collect()], dtype=np.int64))
+    n = len(ids)
+    if n == 0:
+        return ids, np.zeros((0, 0), np.float32)
+    column = spark.createDataFrame([(int(i), c) for c, i in enumerate(ids)], "item_idx int, col int")
+    rows = (interactions.join(F.broadcast(column), "item_idx").groupBy("user_idx")
+            .agg(F.array_sort(F.collect_set("col")).alias("cols")))
+    vectors = rows.rdd.map(lambda r: Vectors.sparse(n, r.cols, [1.0] * len(r.cols)))
+    gram = np.array(RowMatrix(vectors, numCols=n).computeGramianMatrix().toArray())  # writable
+    gram[np.diag_indices(n)] += conf.l2
+    p = np.linalg.inv(gram)
+    b = p / -np.diag(p)
+    b[np.diag_indices(n)] = 0.0
+    log.info("ease: %d items, l2 %g", n, conf.l2)
+    return ids, b.astype(np.float32)
+
+
+def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | None = None) -> DataFrame:
+    """(user_idx, rank, item_idx, score): each user's k best unseen items of the model's items by
+    their history row times B. Users with none of those items get no list (the caller fills it)."""
+    topk = topk or TopKConf()
+    spark = interactions.sparkSession
+    ids, b = ease_weights(interactions, conf)
+    if len(ids) == 0:
+        return spark.createDataFrame([], SCHEMA)
+    shared = spark.sparkContext.broadcast((ids, b))
+    users = interactions.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
+    rows = block_rows(int(topk.block_mb * 2**20), len(ids))
+
+    def positions(item_ids: np.ndarray) -> np.ndarray:
+        return columns_of(shared.value[0], item_ids)
+
+    def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        torch.set_num_threads(1)  # one Spark task, one core
+        ids, weights = shared.value
+        weights_t = torch.from_numpy(weights)
+
+        def block_scores(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> torch.Tensor:
+            x = torch.zeros(block.num_rows, len(ids))
+            users = np.repeat(np.arange(block.num_rows), np.diff(offsets))
+            cols = seen[offsets[0]:offsets[-1]]
+            had = cols >= 0
+            x[torch.from_numpy(users[had]), torch.from_numpy(cols[had])] = 1.0
+            return x @ weights_t
+
+        yield from ranked(batches, exact(block_scores, k), rows, positions, ids)
+
+    return users.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)
