@@ -174,6 +174,9 @@ class ALSConf(Section):
     implicit: bool = True
     seed: int = 42
     checkpoint_interval: Positive = 5
+    # user blocks and item blocks; 0: one per core of the session (Spark's own default, 10, makes
+    # 100 small block pairs per half-iteration on a laptop)
+    blocks: Annotated[int, Field(ge=0)] = 0
 
 
 class TuningConf(Section):

@@ -117,8 +117,8 @@ def test_a_stage_runs_again_when_what_it_read_changed(walked, make_module_ctx):
     assert changed_reads(walked, last_run(walked, "recommend")) == ["table gold.id_map_users"]
     run_stage(walked, "recommend")
     newcomer = walked.lake.read("gold", "recs").where(f"user_idx = {N_USERS + 1}")
-    # 7 models, k = 1: the two popularity lists cover every user; the other five are filled
-    assert newcomer.count() == 7 and newcomer.where("filled").count() == 5
+    # 8 models, k = 1: the two popularity lists cover every user; the other six are filled
+    assert newcomer.count() == 8 and newcomer.where("filled").count() == 6
 
     k2 = make_module_ctx("cf.k=2", dataset=walked_yaml(walked))
     assert changed_reads(k2, last_run(k2, "recommend")) == ["config cf.k"]
@@ -135,3 +135,12 @@ def test_a_stage_runs_again_when_what_it_read_changed(walked, make_module_ctx):
 
 def walked_yaml(ctx) -> str:
     return ctx.cfg.source.files.events.path.replace("walks.txt", "walks.yaml")
+
+
+def test_hybrid_runs_on_events_without_a_users_table(walked):
+    """No silver.users: the final lists and context popularity do without region and age band."""
+    run_stage(walked, "hybrid")
+    users = walked.lake.read("gold", "id_map_users").count()
+    assert walked.lake.read("gold", "recs_final").select("user_idx").distinct().count() == users
+    contexts = {r[0] for r in walked.lake.read("gold", "popularity_context").select("context").distinct().collect()}
+    assert "all" in contexts and not {"region", "age_band"} & contexts

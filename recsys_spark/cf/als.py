@@ -18,9 +18,11 @@ def fit_als(interactions: DataFrame, p: ALSConf, rating_col: str | None = None) 
     """Implicit mode reads `confidence` (alpha scales it), explicit mode `rating`. The session must
     have a checkpoint directory, or checkpointInterval is silently ignored (get_spark sets one)."""
     col = rating_col or ("confidence" if p.implicit else "rating")
+    blocks = p.blocks or interactions.sparkSession.sparkContext.defaultParallelism
     als = ALS(userCol="user_idx", itemCol="item_idx", ratingCol=col, implicitPrefs=p.implicit, rank=p.rank,
               regParam=p.reg_param, alpha=p.alpha, maxIter=p.max_iter, seed=p.seed,
-              checkpointInterval=p.checkpoint_interval, coldStartStrategy="drop")
+              checkpointInterval=p.checkpoint_interval, coldStartStrategy="drop", numUserBlocks=blocks,
+              numItemBlocks=blocks)
     data = interactions if p.implicit else interactions.where(f"{col} IS NOT NULL")
     return als.fit(data.select("user_idx", "item_idx", col))
 

@@ -119,8 +119,7 @@ def _final_lists(ctx: Context, run_id: str) -> None:
              if lake.exists("gold", "item_text") else
              lake.read("gold", "id_map_items").join(lake.read("silver", "items"), "item_id")
              .select("item_idx", "item_id", "title", "category"))
-    users = lake.read("gold", "id_map_users").join(lake.read("silver", "users"), "user_id").select("user_idx",
-                                                                                                   "region")
+    users = _user_segments(ctx).select("user_idx", "region")
     splits = lake.read("gold", "splits").where(F.col("split").isin("train", "validation"))
     searches = splits.where(F.col("event_type") == "search").select("user_idx", "query", "ts")
     postings = lake.read("gold", "search_postings") if lake.exists("gold", "search_postings") else None
@@ -131,14 +130,22 @@ def _final_lists(ctx: Context, run_id: str) -> None:
         step.rows = lake.last_commit_metrics("gold", "recs_final")["numOutputRows"]
 
 
+def _user_segments(ctx: Context) -> DataFrame:
+    """(user_idx, region, age_band); both null for a data set with no users table (events only)."""
+    ids = ctx.lake.read("gold", "id_map_users")
+    if not ctx.lake.exists("silver", "users"):
+        return ids.select("user_idx", F.lit(None).cast("string").alias("region"),
+                          F.lit(None).cast("string").alias("age_band"))
+    return ids.join(ctx.lake.read("silver", "users"), "user_id").select("user_idx", "region", "age_band")
+
+
 def _context_popularity(ctx: Context) -> None:
     """Popularity per region, age band, part of the day, weekday and category: lists for users with
     no history (gold.popularity_context)."""
     lake = ctx.lake
     events = (lake.read("gold", "splits").where(F.col("split").isin("train", "validation"))
               .select("user_idx", "item_idx", "hour", "weekday"))
-    users = lake.read("gold", "id_map_users").join(lake.read("silver", "users"), "user_id").select(
-        "user_idx", "region", "age_band")
+    users = _user_segments(ctx)
     items = history(ctx, "item_features").select("item_idx", "category")
     with ctx.progress.step(STAGE, "gold.popularity_context") as step:
         lake.overwrite(context_popularity(events, users, items, ctx.cfg.hybrid.candidates), "gold",
