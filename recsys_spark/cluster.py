@@ -33,6 +33,7 @@ SHOP = [
     "source.synthetic.n_items=200",
     "source.synthetic.n_categories=8",
     "spark.shuffle_partitions=2",
+    "cf.als.blocks=2",              # 0 would follow the cores, and ALS's starting factors follow the blocks
     "deep.epochs=2",
     "deep.max_len=20",
     "deep.dim=16",
