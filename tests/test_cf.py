@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.cf.als import fit_als
-from recsys_spark.cf.ease import ease_recs, ease_weights
+from recsys_spark.cf.ease import ease_gram, ease_recs, ease_weights
 from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.cf.topk import top_k_for_all_users
 from recsys_spark.config import ALSConf, EASEConf
@@ -105,11 +105,15 @@ def test_ease_is_its_closed_form_over_the_most_popular_items(spark):
     assert ids.tolist() == [1, 2, 3, 4, 5]
     np.testing.assert_allclose(weights, b, rtol=1e-5, atol=1e-6)
     scores = np.where(x > 0, -np.inf, x @ b)
-    got: dict[int, list[int]] = {}
-    for r in ease_recs(pairs, 2, EASEConf(l2=2.0, max_items=10)).orderBy("user_idx", "rank").collect():
-        got.setdefault(r["user_idx"], []).append(r["item_idx"])
     expected = {u: [int(c) + 1 for c in np.lexsort((np.arange(5), -scores[u]))[:2] if np.isfinite(scores[u, c])]
                 for u in had}
-    assert got == expected
+    # a repeated pair is still one interaction; a Gram matrix summed once serves another l2
+    twice = pairs.unionAll(pairs)
+    for recs in (ease_recs(twice, 2, EASEConf(l2=2.0, max_items=10)),
+                 ease_recs(pairs, 2, EASEConf(l2=2.0), gram=ease_gram(pairs, 10))):
+        got: dict[int, list[int]] = {}
+        for r in recs.orderBy("user_idx", "rank").collect():
+            got.setdefault(r["user_idx"], []).append(r["item_idx"])
+        assert got == expected
     # two items most users had (2: four users, 1: three); the rest are outside the model
     assert ease_weights(pairs, EASEConf(l2=2.0, max_items=2))[0].tolist() == [1, 2]

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from recsys_spark.bench.data import load_events
 from recsys_spark.bench.report import row, write_report
 from recsys_spark.cf.als import fit_als, recommend, tune_als
-from recsys_spark.cf.ease import ease_recs
+from recsys_spark.cf.ease import ease_gram, ease_recs
 from recsys_spark.cf.popularity import popularity_recs
 from recsys_spark.config import EASEConf
 from recsys_spark.evaluation.ranking import coverage, novelty, ranking_metrics
@@ -96,7 +96,8 @@ def run() -> None:
         timings["als_implicit_fit"] = round(fit_s, 1)
 
         t = time.perf_counter()
-        tried_l2 = {l2: ranking_metrics(ease_recs(fit_part, K, EASEConf(l2=l2)), validation, K)["ndcg"]
+        gram = ease_gram(fit_part, EASEConf().max_items)
+        tried_l2 = {l2: ranking_metrics(ease_recs(fit_part, K, EASEConf(l2=l2), gram=gram), validation, K)["ndcg"]
                     for l2 in EASE_L2}
         rows += [row("ease_tuning", "validation_ndcg", round(v, 4), K, l2=l2) for l2, v in tried_l2.items()]
         timings["ease_tuning"] = round(time.perf_counter() - t, 1)

@@ -27,38 +27,60 @@ from recsys_spark.config import EASEConf, TopKConf
 log = logging.getLogger("recsys_spark")
 
 
-def ease_weights(interactions: DataFrame, conf: EASEConf) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, sorted; B as float32, one row and column per id) from (user_idx, item_idx) pairs."""
-    spark = interactions.sparkSession
+def histories(interactions: DataFrame) -> DataFrame:
+    """(user_idx, seen): each user's distinct items, the Gram matrix's rows and the scoring's input."""
+    return interactions.groupBy("user_idx").agg(F.collect_set("item_idx").alias("seen"))
+
+
+def ease_gram(interactions: DataFrame, max_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, sorted; X'X over them as float64) for the max_items items most users had. Apart
+    from l2, so a search over l2 sums it once."""
     popular = (interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n"))
-               .orderBy(F.desc("n"), "item_idx").limit(conf.max_items))
+               .orderBy(F.desc("n"), "item_idx").limit(max_items))
     ids = np.sort(np.array([r[0] for r in popular.select("item_idx").collect()], dtype=np.int64))
     n = len(ids)
     if n == 0:
-        return ids, np.zeros((0, 0), np.float32)
-    column = spark.createDataFrame([(int(i), c) for c, i in enumerate(ids)], "item_idx int, col int")
-    rows = (interactions.join(F.broadcast(column), "item_idx").groupBy("user_idx")
-            .agg(F.array_sort(F.collect_set("col")).alias("cols")))
-    vectors = rows.rdd.map(lambda r: Vectors.sparse(n, r.cols, [1.0] * len(r.cols)))
-    gram = np.array(RowMatrix(vectors, numCols=n).computeGramianMatrix().toArray())  # writable
-    gram[np.diag_indices(n)] += conf.l2
-    p = np.linalg.inv(gram)
+        return ids, np.zeros((0, 0))
+    shared = interactions.sparkSession.sparkContext.broadcast(ids)
+
+    def row(seen: list[int]) -> Vectors:
+        cols = columns_of(shared.value, np.asarray(seen, dtype=np.int64))
+        cols = np.unique(cols[cols >= 0])
+        return Vectors.sparse(n, cols, np.ones(len(cols)))
+
+    vectors = histories(interactions).rdd.map(lambda r: row(r.seen))
+    return ids, np.array(RowMatrix(vectors, numCols=n).computeGramianMatrix().toArray())  # writable
+
+
+def ease_solve(gram: np.ndarray, l2: float) -> np.ndarray:
+    """B = I - P / diag(P), P = (G + l2 I)^-1, zero diagonal; float32 for scoring."""
+    if gram.size == 0:
+        return np.zeros((0, 0), np.float32)
+    p = np.linalg.inv(gram + l2 * np.eye(len(gram)))
     b = p / -np.diag(p)
-    b[np.diag_indices(n)] = 0.0
-    log.info("ease: %d items, l2 %g", n, conf.l2)
-    return ids, b.astype(np.float32)
+    b[np.diag_indices(len(b))] = 0.0
+    return b.astype(np.float32)
 
 
-def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | None = None) -> DataFrame:
+def ease_weights(interactions: DataFrame, conf: EASEConf) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, sorted; B as float32, one row and column per id) from (user_idx, item_idx) pairs."""
+    ids, gram = ease_gram(interactions, conf.max_items)
+    return ids, ease_solve(gram, conf.l2)
+
+
+def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | None = None,
+              gram: tuple[np.ndarray, np.ndarray] | None = None) -> DataFrame:
     """(user_idx, rank, item_idx, score): each user's k best unseen items of the model's items by
-    their history row times B. Users with none of those items get no list (the caller fills it)."""
+    their history row times B. Users with none of those items get no list (the caller fills it).
+    gram: ease_gram's result for these interactions, when several l2 share it."""
     topk = topk or TopKConf()
     spark = interactions.sparkSession
-    ids, b = ease_weights(interactions, conf)
+    ids, g = gram if gram is not None else ease_gram(interactions, conf.max_items)
+    b = ease_solve(g, conf.l2)
+    log.info("ease: %d items, l2 %g", len(ids), conf.l2)
     if len(ids) == 0:
         return spark.createDataFrame([], SCHEMA)
     shared = spark.sparkContext.broadcast((ids, b))
-    users = interactions.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
     rows = block_rows(int(topk.block_mb * 2**20), len(ids))
 
     def positions(item_ids: np.ndarray) -> np.ndarray:
@@ -79,4 +101,4 @@ def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | 
 
         yield from ranked(batches, exact(block_scores, k), rows, positions, ids)
 
-    return users.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)
+    return histories(interactions).coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)
