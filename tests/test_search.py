@@ -73,6 +73,26 @@ def test_typos_are_corrected_within_the_edit_budget(catalogue):
     assert result.corrected == {"cottn": "cotton"} and ids(result) == ["s2"]
     assert catalogue.search("ketle", k=1, mode="bm25").corrected == {"ketle": "kettle"}
     assert catalogue.search("zzzzzzz", mode="bm25").hits == []  # too far from every word: no match
+    # the embedding reads the corrected spelling too
+    assert catalogue.vector_text("Steel KETLE, fast", {"ketle": "kettle"}) == "steel kettle, fast"
+    typed, meant = (catalogue.search(q, k=1, mode="vector").hits[0] for q in ("steel ketle", "steel kettle"))
+    assert typed.item_id == meant.item_id and typed.score == pytest.approx(meant.score)
+
+
+def test_each_hit_says_which_terms_it_matched_where_and_what_the_user_often_buys(catalogue):
+    hits = catalogue.search("red scarf", mode="bm25").hits
+    assert {h.item_id: h.why for h in hits} == {
+        "s1": "matched title: red scarf; description: scarf", "s2": "matched title: scarf; description: scarf",
+        "s4": "matched description: red", "s5": "matched description: red"}
+    positions = np.array([list(catalogue.item_id).index(i) for i in ("s1", "s2", "s4", "s5", "s3")])
+    shares = {name: np.zeros(len(catalogue.facet_codes[name][1])) for name in ("category", "brand")}
+    shares["brand"][list(catalogue.facet_codes["brand"][1]).index("Acme")] = 0.5
+    shares["category"][list(catalogue.facet_codes["category"][1]).index("fashion")] = 0.3
+    assert catalogue.why(positions, ["red", "scarf"], shares) == [
+        "matched title: red scarf; description: scarf; you often buy Acme",
+        "matched title: scarf; description: scarf; you often buy fashion",
+        "matched description: red; you often buy fashion", "matched description: red",
+        "similar meaning; you often buy Acme"]
 
 
 def test_filters_and_facets(catalogue):

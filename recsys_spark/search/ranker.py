@@ -79,7 +79,7 @@ def rerank(searcher, got: dict, shares: dict | None, n: int) -> tuple[np.ndarray
 @dataclass
 class Query:
     """A query with a known answer, analysed and embedded once for every pass over it."""
-    text: str
+    text: str                   # what the embedding read: Searcher.vector_text
     terms: list[str]
     vector: np.ndarray
     target: int                 # the wanted item's position
@@ -93,11 +93,12 @@ def prepare(searcher, queries: pd.DataFrame) -> list[Query]:
 
     kept = []
     for q in queries.itertuples(index=False):
-        terms, _ = searcher.analyse(q.query)
+        terms, corrected = searcher.analyse(q.query)
         target = searcher.index.position.get(int(q.item_idx))
         if terms and target is not None:
             row = searcher.user_row(int(q.user_idx))
-            kept.append((q.query, terms, target, float(q.grade), None if row is None else user_shares(searcher, row)))
+            kept.append((searcher.vector_text(q.query, corrected), terms, target, float(q.grade),
+                         None if row is None else user_shares(searcher, row)))
     vectors = encode([k[0] for k in kept], searcher.conf.embedding) if kept else np.empty((0, 0))
     return [Query(text, terms, vectors[i], target, grade, shares)
             for i, (text, terms, target, grade, shares) in enumerate(kept)]

@@ -16,7 +16,7 @@ import pandas as pd
 from scipy import sparse
 
 from recsys_spark.config import SearchConf
-from recsys_spark.search.text import stem, words
+from recsys_spark.search.text import TOKEN, fold, stem, words
 
 log = logging.getLogger("recsys_spark")
 
@@ -62,6 +62,8 @@ def bm25_impacts(tf: dict[str, sparse.csr_matrix], lengths: dict[str, np.ndarray
     wtf = sparse.csr_matrix(wtf)
     rows = np.repeat(np.arange(wtf.shape[0]), np.diff(wtf.indptr))
     wtf.data = idf[rows] * wtf.data / (wtf.data + k1)
+    wtf.eliminate_zeros()
+    wtf.sort_indices()  # postings: the items that have the term, in order, which contains() searches
     return wtf.astype(np.float32)
 
 
@@ -73,6 +75,13 @@ def top(scores: np.ndarray, n: int, tie: np.ndarray, positive: bool = True) -> n
         kth = np.partition(scores[candidates], candidates.size - n)[candidates.size - n]
         candidates = candidates[scores[candidates] >= kth]
     return candidates[np.lexsort((tie[candidates], -scores[candidates]))][:n]
+
+
+def contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Which ids are in the sorted array (a posting list): a binary search each, no set built."""
+    if not sorted_ids.size:
+        return np.zeros(len(ids), dtype=bool)
+    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)] == ids
 
 
 def rrf(lists: list[np.ndarray], k: int, tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +217,14 @@ class Searcher:
             terms.append(term)
         return terms, corrected
 
+    @staticmethod
+    def vector_text(query: str, corrected: dict[str, str]) -> str:
+        """What the embedding reads: the query with the words BM25 corrected spelled as corrected,
+        so a typo costs the vector no more than it costs BM25."""
+        if not corrected:
+            return query
+        return TOKEN.sub(lambda m: corrected.get(m.group(0), m.group(0)), fold(query))
+
     # -- filters and facets -----------------------------------------------------------------
     def mask(self, filters: dict[str, Any] | None) -> np.ndarray | None:
         """Items allowed by the filters (category, brand: a value or a list; min_price, max_price;
@@ -245,11 +262,15 @@ class Searcher:
 
     # -- retrieval ----------------------------------------------------------------------------
     def bm25_scores(self, terms: list[str], impacts: sparse.csr_matrix | None = None) -> np.ndarray:
+        """Each item's summed impacts over the query's terms: the terms' postings added into one
+        array, which costs their length rather than a sparse matrix's slicing."""
         impacts = self.index.impacts if impacts is None else impacts
         rows = [self.index.terms[t] for t in terms if t in self.index.terms]
-        if not rows:
-            return np.zeros(impacts.shape[1], dtype=np.float32)
-        return np.asarray(impacts[rows].sum(axis=0)).ravel()
+        spans = [slice(impacts.indptr[r], impacts.indptr[r + 1]) for r in rows]
+        if not spans:
+            return np.zeros(impacts.shape[1])
+        return np.bincount(np.concatenate([impacts.indices[s] for s in spans]),
+                           np.concatenate([impacts.data[s] for s in spans]), minlength=impacts.shape[1])
 
     def embed(self, query: str) -> np.ndarray:
         """One query on one CPU thread: a few word pieces gain nothing from more, and a thread pool
@@ -273,7 +294,8 @@ class Searcher:
     def retrieve(self, query: str, terms: list[str], mode: str, keep: np.ndarray | None, n: int,
                  vector: np.ndarray | None = None) -> dict[str, Any]:
         """Candidates (positions, best first) of one mode, with the per-retriever scores the
-        re-ranker and the explanations use. vector: the query's embedding, if already made."""
+        re-ranker and the explanations use. query: the text to embed (vector_text); vector: its
+        embedding, if already made."""
         out: dict[str, Any] = {"terms": terms}
         if mode in ("bm25", "hybrid", "personalised"):
             s = self.bm25_scores(terms)
@@ -324,7 +346,7 @@ class Searcher:
         keep = self.mask(filters)
         row = self.user_row(user)
         used = mode if mode != "personalised" or (row is not None and self.ranker is not None) else "hybrid"
-        got = self.retrieve(query, terms, used, keep, max(self.conf.candidates, k))
+        got = self.retrieve(self.vector_text(query, corrected), terms, used, keep, max(self.conf.candidates, k))
         positions, scores = got["top"], got["score"]
         shares = None
         if row is not None:
@@ -344,19 +366,26 @@ class Searcher:
 
     def why(self, positions: np.ndarray, terms: list[str], shares: dict | None) -> list[str]:
         """Per hit: the query terms it matched, by field; for a known user, the brand or category
-        that makes up a fifth or more of what they had."""
+        that makes up a fifth or more of what they had. Hits that matched the same terms share
+        one string, so a hundred hits cost a few."""
         known = [t for t in dict.fromkeys(terms) if t in self.index.terms]
-        rows = [self.index.terms[t] for t in known]
-        matched = {name: (impacts[rows][:, positions].toarray() > 0) if rows else None
-                   for name, impacts in self.index.field_impacts.items()}
-        out = []
-        for j, p in enumerate(positions.tolist()):
-            parts = [f"{name}: {' '.join(t for t, m in zip(known, hit[:, j], strict=True) if m)}"
-                     for name, hit in matched.items() if hit is not None and hit[:, j].any()]
-            reason = "matched " + "; ".join(parts) if parts else "similar meaning"
-            for name in ("brand", "category") if shares is not None else ():
-                if shares[name][self.codes[name][p]] >= 0.2:
-                    reason += f"; you often buy {getattr(self, name)[p]}"
-                    break
-            out.append(reason)
-        return out
+        fields = list(self.index.field_impacts)
+        matched = np.zeros((len(positions), len(fields) * len(known)), dtype=bool)
+        for f, impacts in enumerate(self.index.field_impacts.values()):
+            for j, t in enumerate(known):
+                r = self.index.terms[t]
+                matched[:, f * len(known) + j] = contains(impacts.indices[impacts.indptr[r]:impacts.indptr[r + 1]],
+                                                          positions)
+        patterns, which = np.unique(matched, axis=0, return_inverse=True)
+        texts = []
+        for pattern in patterns.reshape(len(patterns), len(fields), len(known)):
+            parts = [f"{name}: {' '.join(t for t, m in zip(known, hit, strict=True) if m)}"
+                     for name, hit in zip(fields, pattern, strict=True) if hit.any()]
+            texts.append("matched " + "; ".join(parts) if parts else "similar meaning")
+        out = np.array(texts, dtype=object)[which.ravel()]
+        if shares is not None:
+            brand, category = (shares[name][self.codes[name][positions]] >= 0.2 for name in ("brand", "category"))
+            liked = np.where(brand, self.brand[positions], np.where(category, self.category[positions], None))
+            out = np.array([o if x is None else f"{o}; you often buy {x}" for o, x in zip(out, liked, strict=True)],
+                           dtype=object)
+        return out.tolist()
