@@ -112,7 +112,9 @@ def ivf_index(factors: np.ndarray, conf: TopKConf) -> np.ndarray:
     Euclidean distances first (Bachrach et al. 2014): each item gains sqrt(M^2 - |v|^2), M the
     largest norm, and each user 0, so that the nearest items are those with the largest products;
     k-means cells over raw factors of very different norms found 19% of the exact top-10 here.
-    The cells are trained on a sample of 64 items per cell (faiss asks for at least 39)."""
+    The cells are trained on a sample of 64 items per cell (faiss asks for at least 39). The index
+    keeps a map from item to its stored vector, so the exact rescoring reads the factors from it
+    rather than from a second broadcast copy."""
     import faiss
 
     n, width = factors.shape
@@ -123,10 +125,11 @@ def ivf_index(factors: np.ndarray, conf: TopKConf) -> np.ndarray:
     sample = np.random.default_rng(0).choice(n, min(n, 64 * lists), replace=False)
     index.train(items[np.sort(sample)])
     index.add(items)
+    index.make_direct_map()
     return faiss.serialize_index(index)
 
 
-def nearest(serialised: np.ndarray, factors: np.ndarray, k: int, probe: int) -> Top:
+def nearest(serialised: np.ndarray, width: int, k: int, probe: int) -> Top:
     """A block's k best columns from the IVF index, searching `probe` cells: each user asks for k
     plus the most items any user of the block has seen, and seen ones are dropped. The candidates
     are scored by their exact inner products."""
@@ -138,10 +141,11 @@ def nearest(serialised: np.ndarray, factors: np.ndarray, k: int, probe: int) -> 
 
     def top(block: pa.RecordBatch, offsets: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         lengths = np.diff(offsets)
-        users = matrix(block.column("features"), factors.shape[1])
+        users = matrix(block.column("features"), width)
         queries = np.hstack([users, np.zeros((len(users), 1), np.float32)])
         _, cols = index.search(queries, k + int(lengths.max(initial=0)))
-        values = np.einsum("ij,ikj->ik", users, factors[np.maximum(cols, 0)])
+        found = index.reconstruct_batch(np.maximum(cols, 0).ravel()).reshape(*cols.shape, width + 1)
+        values = np.einsum("ij,ikj->ik", users, found[:, :, :width])
         rows = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
         seen_keys = rows * (index.ntotal + 1) + seen[offsets[0]:offsets[-1]]
         keys = np.arange(len(lengths), dtype=np.int64)[:, None] * (index.ntotal + 1) + cols
@@ -186,7 +190,9 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
     features = items.column("features").combine_chunks()
     factors = matrix(features, len(features[0]))[order]
     approximate = len(ids) > conf.approximate_above
-    shared = spark.sparkContext.broadcast((ids, factors, ivf_index(factors, conf) if approximate else None))
+    # (ids, factors for the exact path, the IVF index, which holds its own copy of them)
+    shared = spark.sparkContext.broadcast((ids, None, ivf_index(factors, conf)) if approximate
+                                          else (ids, factors, None))
     users = user_factors.select(F.col("id").alias("user_idx"), "features")
     if seen is not None:
         lists = seen.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
@@ -205,7 +211,7 @@ def top_k_for_all_users(user_factors: DataFrame, item_factors: DataFrame, k: int
         torch.set_num_threads(1)  # one Spark task, one core
         ids, factors, index = shared.value
         if approximate:
-            yield from ranked(batches, nearest(index, factors, k, conf.ivf_probe), rows, positions, ids)
+            yield from ranked(batches, nearest(index, width, k, conf.ivf_probe), rows, positions, ids)
             return
         factors_t = torch.from_numpy(factors).T.contiguous()
         out = torch.empty(rows, len(ids))  # reused: a fresh block of scores each time costs 5x the product
