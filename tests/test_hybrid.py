@@ -108,6 +108,12 @@ def test_the_ranker_learns_a_planted_signal_and_reranks_in_spark(spark):
     top = rerank(table, model, features, 1).where(F.col("rank") == 1).collect()
     assert all(r["item_idx"] == 100 + r["user_idx"] for r in top) and len(top) == 60
 
+    # labels that no feature predicts: the held-out users stop the trees early
+    draw = np.random.default_rng(7)
+    picked = frame.groupby("user_idx")["item_idx"].transform(lambda s: draw.integers(len(s)))
+    frame["label"] = (frame.groupby("user_idx").cumcount() == picked).astype(int)
+    assert train(frame, features, num_leaves=4, n_estimators=300, learning_rate=0.2, seed=0).num_trees() < 100
+
 
 def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
     recs = shop.lake.read("gold", "recs")

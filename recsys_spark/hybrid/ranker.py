@@ -1,9 +1,10 @@
 """The learned fusion: LightGBM lambdarank over each model's scaled score and rank for a candidate,
 how many models listed it, the item's popularity, the user's activity and the weighted fusion's
-score (stacking: the trees start from the linear blend and learn where it is wrong). It learns on
+score (stacking: the trees start from the linear blend's score and learn where it is wrong). It learns on
 the tuning cut's candidates labelled by validation, and scores the final cut's candidates in Spark."""
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import lightgbm as lgb
@@ -14,6 +15,8 @@ from pyspark.sql import functions as F
 
 from recsys_spark.hybrid.fusion import scaled, top_k
 from recsys_spark.search.ranker import lambdarank
+
+log = logging.getLogger("recsys_spark")
 
 
 def feature_names(models: list[str]) -> list[str]:
@@ -41,27 +44,46 @@ def ranker_table(candidates: DataFrame, models: list[str], depth: int, item_feat
 
 
 def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimators: int, learning_rate: float,
-          seed: int) -> lgb.Booster:
+          seed: int, held_out: float = 0.2) -> lgb.Booster:
     """table: ranker rows with `label`; one group per user, users without a relevant candidate left out
-    (lambdarank learns nothing from them)."""
+    (lambdarank learns nothing from them). The trees start from the weighted fusion's score
+    (LightGBM's init_score) and learn only its corrections; a seeded `held_out` share of the users
+    decides how many corrections help (early stopping on their NDCG@10), and the booster is refitted
+    on every user with that many. Where the data are too few to correct the blend, the ranker is the
+    blend plus one small tree, not an overfitted forest."""
     keep = table.groupby("user_idx")["label"].transform("max") > 0
     table = table[keep].sort_values("user_idx", kind="stable")
     if table.empty:
         raise ValueError("hybrid ranker: no tuning-cut user has a validation item among the candidates")
-    return lambdarank(table[features].to_numpy(np.float32), table["label"].to_numpy(),
-                      table.groupby("user_idx", sort=False).size().to_numpy(), num_leaves, n_estimators,
-                      learning_rate, seed)
+
+    def part(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return (rows[features].to_numpy(np.float32), rows["label"].to_numpy(),
+                rows.groupby("user_idx", sort=False).size().to_numpy(), rows["weighted"].to_numpy())
+
+    users = table["user_idx"].unique()
+    check = np.random.default_rng(seed).permutation(users)[:int(len(users) * held_out)]
+    trees = n_estimators
+    if len(check) >= 2:
+        held = table["user_idx"].isin(check)
+        x, y, groups, base = part(table[~held])
+        trees = max(lambdarank(x, y, groups, num_leaves, n_estimators, learning_rate, seed, base,
+                               held_out=part(table[held])).best_iteration, 1)
+        log.info("[hybrid] ranker: %d of at most %d trees help the %d held-out users", trees, n_estimators, len(check))
+    x, y, groups, base = part(table)
+    return lambdarank(x, y, groups, num_leaves, trees, learning_rate, seed, base)
 
 
 def rerank(table: DataFrame, model: lgb.Booster, features: list[str], k: int) -> DataFrame:
-    """(user_idx, rank, item_idx, score): the final cut's candidates by the ranker's score."""
+    """(user_idx, rank, item_idx, score): the final cut's candidates by the weighted fusion's score
+    plus the trees' correction."""
     booster = table.sparkSession.sparkContext.broadcast(model.model_to_string())
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         scorer = lgb.Booster(model_str=booster.value)
         for f in frames:
+            correction = scorer.predict(f[features].to_numpy(np.float32), num_threads=1)
             yield pd.DataFrame({"user_idx": f["user_idx"], "item_idx": f["item_idx"],
-                                "score": scorer.predict(f[features].to_numpy(np.float32), num_threads=1)})
+                                "score": f["weighted"] + correction})
 
     scored = table.select("user_idx", "item_idx", *features).mapInPandas(
         score, "user_idx int, item_idx int, score double")

@@ -144,14 +144,24 @@ def training_data(searcher, queries: list[Query], n: int) -> tuple[np.ndarray, n
 
 
 def lambdarank(x: pd.DataFrame | np.ndarray, y: np.ndarray, groups: list[int] | np.ndarray, num_leaves: int,
-               n_estimators: int, learning_rate: float, seed: int):
-    """A LightGBM lambdarank Booster, one thread and deterministic, so a rerun learns the same trees."""
+               n_estimators: int, learning_rate: float, seed: int, init_score: np.ndarray | None = None,
+               held_out: tuple | None = None):
+    """A LightGBM lambdarank Booster, one thread and deterministic, so a rerun learns the same trees.
+    init_score: a score per row the trees correct (the booster predicts only the correction);
+    held_out: (x, y, groups, init_score) of other queries; trees stop once NDCG@10 there has not
+    improved for 20 rounds, and the booster keeps the best count (its best_iteration)."""
     import lightgbm as lgb
 
     model = lgb.LGBMRanker(objective="lambdarank", n_estimators=n_estimators, num_leaves=num_leaves,
                            learning_rate=learning_rate, random_state=seed, n_jobs=1, verbose=-1,
                            deterministic=True, force_row_wise=True)
-    model.fit(x, y, group=groups)
+    if held_out is None:
+        model.fit(x, y, group=groups, init_score=init_score)
+    else:
+        hx, hy, hg, hinit = held_out
+        model.fit(x, y, group=groups, init_score=init_score, eval_set=[(hx, hy)], eval_group=[hg],
+                  eval_init_score=[hinit], eval_at=[10],
+                  callbacks=[lgb.early_stopping(20, first_metric_only=True, verbose=False)])
     return model.booster_
 
 
