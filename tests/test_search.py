@@ -124,6 +124,17 @@ def test_vector_search_finds_meaning_without_shared_words(catalogue):
     assert catalogue.search("neck warmer", k=2, mode="vector").hits[0].item_id in {"s1", "s2"}
 
 
+def test_hybrid_falls_back_to_the_vector_when_no_word_matches(catalogue):
+    """No indexed word in the query: even a blend that is all BM25 answers with the vector's order,
+    not the tie order of nothing."""
+    saved = catalogue.fusion
+    try:
+        catalogue.fusion = ("blend", 1.0)
+        assert ids(catalogue.search("electric appliance for tea", k=1, mode="hybrid")) == ["s5"]
+    finally:
+        catalogue.fusion = saved
+
+
 def test_bad_queries_get_a_clear_answer(catalogue):
     with pytest.raises(SearchError, match="empty query"):
         catalogue.search("   ")

@@ -4,6 +4,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from recsys_spark.arrays import columns_of
 from recsys_spark.cf.topk import GROUP, best_k, list_column, mask, top_k_for_all_users
 from recsys_spark.config import TopKConf
 
@@ -62,3 +63,9 @@ def test_ivf_search_of_every_cell_equals_exact(spark):
         lists[name] = [(r["user_idx"], r["rank"], r["item_idx"], round(r["score"], 4)) for r in rows]
     assert len(lists["exact"]) == 40 * 5 and lists["ivf"] == lists["exact"]
     assert not {(u, i) for u, _, i, _ in lists["ivf"]} & {(r[0], r[1]) for r in seen.collect()}
+
+
+def test_columns_of_finds_positions_in_a_sorted_array_and_minus_one_elsewhere():
+    ids = np.array([2, 5, 9])
+    assert columns_of(ids, np.array([9, 3, 2, 10, 5])).tolist() == [2, -1, 0, -1, 1]
+    assert columns_of(np.array([], dtype=np.int64), np.array([1, 2])).tolist() == [-1, -1]

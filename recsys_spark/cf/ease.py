@@ -21,7 +21,8 @@ from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys_spark.cf.topk import SCHEMA, block_rows, columns_of, exact, ranked
+from recsys_spark.arrays import columns_of
+from recsys_spark.cf.topk import SCHEMA, block_rows, exact, ranked
 from recsys_spark.config import EASEConf, TopKConf
 
 log = logging.getLogger("recsys_spark")

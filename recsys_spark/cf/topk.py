@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from recsys_spark.arrays import columns_of
 from recsys_spark.config import TopKConf
 
 SCHEMA = "user_idx int, rank int, item_idx int, score float"
@@ -153,12 +154,6 @@ def nearest(serialised: np.ndarray, width: int, k: int, probe: int) -> Top:
         order = np.lexsort((cols, -values), axis=1)[:, :k]  # best first, ties by column, dropped last
         return np.take_along_axis(np.maximum(cols, 0), order, axis=1), np.take_along_axis(values, order, axis=1)
     return top
-
-
-def columns_of(ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
-    """The column of each item id in the sorted `ids`, -1 where it has none."""
-    at = np.minimum(np.searchsorted(ids, item_ids), len(ids) - 1)
-    return np.where(ids[at] == item_ids, at, -1)
 
 
 def matrix(column: pa.Array, width: int) -> np.ndarray:

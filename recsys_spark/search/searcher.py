@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from recsys_spark.arrays import columns_of
 from recsys_spark.config import SearchConf
 from recsys_spark.search.text import TOKEN, fold, stem, words
 
@@ -63,7 +64,7 @@ def bm25_impacts(tf: dict[str, sparse.csr_matrix], lengths: dict[str, np.ndarray
     rows = np.repeat(np.arange(wtf.shape[0]), np.diff(wtf.indptr))
     wtf.data = idf[rows] * wtf.data / (wtf.data + k1)
     wtf.eliminate_zeros()
-    wtf.sort_indices()  # postings: the items that have the term, in order, which contains() searches
+    wtf.sort_indices()  # postings: the items that have the term, in order, which columns_of() searches
     return wtf.astype(np.float32)
 
 
@@ -75,13 +76,6 @@ def top(scores: np.ndarray, n: int, tie: np.ndarray, positive: bool = True) -> n
         kth = np.partition(scores[candidates], candidates.size - n)[candidates.size - n]
         candidates = candidates[scores[candidates] >= kth]
     return candidates[np.lexsort((tie[candidates], -scores[candidates]))][:n]
-
-
-def contains(sorted_ids: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Which ids are in the sorted array (a posting list): a binary search each, no set built."""
-    if not sorted_ids.size:
-        return np.zeros(len(ids), dtype=bool)
-    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.size - 1)] == ids
 
 
 def rrf(lists: list[np.ndarray], k: int, tie: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -319,6 +313,8 @@ class Searcher:
         """The hybrid list from the two retrievers' candidates."""
         if fusion == "rrf":
             return rrf([got["bm25_top"], got["vector_top"]], self.conf.rrf_k, self.tie)
+        if not got["bm25_top"].size:  # no word matched (synonyms, another language): the vector's list
+            return got["vector_top"], got["vector"][got["vector_top"]]
         pool = np.union1d(got["bm25_top"], got["vector_top"])
         blended = blend * minmax(got["bm25"][pool]) + (1 - blend) * minmax(got["vector"][pool])
         order = np.lexsort((self.tie[pool], -blended))
@@ -374,8 +370,8 @@ class Searcher:
         for f, impacts in enumerate(self.index.field_impacts.values()):
             for j, t in enumerate(known):
                 r = self.index.terms[t]
-                matched[:, f * len(known) + j] = contains(impacts.indices[impacts.indptr[r]:impacts.indptr[r + 1]],
-                                                          positions)
+                matched[:, f * len(known) + j] = columns_of(
+                    impacts.indices[impacts.indptr[r]:impacts.indptr[r + 1]], positions) >= 0
         patterns, which = np.unique(matched, axis=0, return_inverse=True)
         texts = []
         for pattern in patterns.reshape(len(patterns), len(fields), len(known)):
