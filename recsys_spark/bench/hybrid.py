@@ -8,8 +8,8 @@ users), per data set:
 - amazon-games under B2's leave-one-out;
 - Online Retail under B3's split (the last 30 days are test).
 Each runs the pipeline up to evaluate on a fresh lakehouse (no deep model: their tuning-cut lists are
-not built yet, so they are neither fused nor compared). DATASET= runs one data set (a name or a
-config path) with its own config.
+not built yet, so they are neither fused nor compared). DATASET= runs one data set: one of the four
+above with its protocol, or any other name or config path with its own config.
 """
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ METRICS = {"all": ["ndcg", "recall", "coverage"], "cold_users": ["ndcg", "recall
 
 
 def run(dataset: str = "") -> None:
-    chosen = {Path(dataset).stem: (dataset, [])} if dataset else DATASETS
+    chosen = (DATASETS if not dataset else {dataset: DATASETS[dataset]} if dataset in DATASETS
+              else {Path(dataset).stem: (dataset, [])})
     rows: list[dict] = []
     timings: dict[str, float] = {}
     notes: list[str] = []

@@ -157,4 +157,7 @@ def _save(ctx: Context, weights: dict[str, float], ranker, models: list[str]) ->
     out = Path(local_path(ctx.lake.model_path("hybrid")))
     out.mkdir(parents=True, exist_ok=True)
     ranker.save_model(str(out / "ranker.txt"))
-    (out / "fusion.json").write_text(json.dumps({"models": models, "weights": weights}, indent=2) + "\n")
+    # the trees learned corrections to the weighted fusion (init_score): a reader adds the two
+    (out / "fusion.json").write_text(json.dumps({
+        "models": models, "weights": weights,
+        "ranker_score": "weighted fusion score + ranker.txt prediction"}, indent=2) + "\n")
