@@ -44,15 +44,6 @@ def test_rerun_changes_nothing(ctx):
     assert versions(ctx) == before  # no stage committed anything: same input, same tables
 
 
-def test_a_stage_leaves_nothing_cached_for_the_next(ctx):
-    """One session runs the whole pipeline: what a stage cached must not pile up in executor memory."""
-    held = ctx.spark.range(3).cache()
-    held.count()
-    assert held.storageLevel.useMemory
-    run_stage(ctx, "features")
-    assert not held.storageLevel.useMemory
-
-
 def test_temporal_split_has_no_leakage(ctx):
     splits = ctx.lake.read("gold", "splits")
     bounds = {r[0]: (r[1], r[2]) for r in splits.groupBy("split").agg(F.min("ts"), F.max("ts")).collect()}

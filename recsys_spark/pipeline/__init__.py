@@ -48,10 +48,7 @@ def run_stage(ctx: Context, name: str) -> float:
         raise ValueError(f"unknown stage {name!r}; stages are {', '.join(stages)}")
     log.info("[%s] start", name)
     start = time.perf_counter()
-    try:
-        stages[name](ctx)
-    finally:
-        ctx.spark.catalog.clearCache()  # stages hand over through tables: a cached frame is dead weight after
+    stages[name](ctx)
     seconds = time.perf_counter() - start
     log.info("[%s] done in %.1fs", name, seconds)
     return seconds
