@@ -36,8 +36,12 @@ METRICS = {"all": ["ndcg", "recall", "coverage"], "cold_users": ["ndcg", "recall
 
 
 def run(dataset: str = "") -> None:
-    chosen = (DATASETS if not dataset else {dataset: DATASETS[dataset]} if dataset in DATASETS
-              else {Path(dataset).stem: (dataset, [])})
+    if not dataset:
+        chosen = DATASETS
+    elif dataset in DATASETS:
+        chosen = {dataset: DATASETS[dataset]}
+    else:
+        chosen = {Path(dataset).stem: (dataset, [])}
     rows: list[dict] = []
     timings: dict[str, float] = {}
     notes: list[str] = []
