@@ -4,10 +4,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from recsys_spark.config import Config
 
@@ -17,6 +20,30 @@ DELTA_CONF = {
     "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
     "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
 }
+_stage_frames: ContextVar[list[DataFrame] | None] = ContextVar("stage_frames", default=None)
+
+
+def cache_for_stage(frame: DataFrame) -> DataFrame:
+    """Cache a frame that a transform's lazy result is built on. The transform cannot release it
+    (its caller has not written the result yet), so the running stage does when it ends. Outside a
+    stage it stays cached for the session, as a plain cache() would."""
+    frames = _stage_frames.get()
+    if frames is not None:
+        frames.append(frame)
+    return frame.cache()
+
+
+@contextmanager
+def stage_caches() -> Iterator[None]:
+    """Release the frames cached through cache_for_stage while this block ran, and only those:
+    Spark's clearCache would also drop what other notebooks on a shared cluster cached."""
+    token = _stage_frames.set([])
+    try:
+        yield
+    finally:
+        for frame in _stage_frames.get():
+            frame.unpersist()
+        _stage_frames.reset(token)
 
 
 def get_spark(cfg: Config) -> SparkSession:

@@ -16,6 +16,7 @@ from pyspark.sql import functions as F
 from recsys_spark.cf.topk import top_k_for_all_users
 from recsys_spark.config import NeighboursConf, TopKConf
 from recsys_spark.evaluation.ranking import exclude_seen
+from recsys_spark.spark import cache_for_stage
 from recsys_spark.vectors import unit_vectors
 
 log = logging.getLogger("recsys_spark")
@@ -67,8 +68,8 @@ def cooccurrence_neighbours(interactions: DataFrame, conf: NeighboursConf) -> Da
     Pairs shared by fewer than `min_count` users are noise and dropped."""
     recent = Window.partitionBy("user_idx").orderBy(F.desc("last_ts"), "item_idx")
     basket = (interactions.withColumn("_r", F.row_number().over(recent))
-              .where(F.col("_r") <= conf.max_items_per_user).select("user_idx", "item_idx").cache())
-    basket = bounded_baskets(basket, conf.max_pairs)
+              .where(F.col("_r") <= conf.max_items_per_user).select("user_idx", "item_idx"))
+    basket = bounded_baskets(cache_for_stage(basket), conf.max_pairs)
     users_per_item = basket.groupBy("item_idx").agg(F.count("*").alias("n"))
     a, b = basket.alias("a"), basket.alias("b")
     pairs = (a.join(b, "user_idx").where(F.col("a.item_idx") != F.col("b.item_idx"))

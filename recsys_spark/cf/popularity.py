@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 from recsys_spark.evaluation.ranking import exclude_seen
 
@@ -23,8 +24,11 @@ def popularity_recs(train: DataFrame, users: DataFrame, k: int, since=None) -> D
     seen = train.select("user_idx", "item_idx").distinct()
     most_seen = seen.groupBy("user_idx").count().agg(F.max("count")).first()[0] or 0
     order = [F.desc("score"), F.asc("item_idx")]
-    top = pop.orderBy(*order).limit(k + most_seen)
-    candidates = top.withColumn("_pos", F.row_number().over(Window.orderBy(*order)) - 1).cache()
+    # k + most_seen rows, collected once: built on the driver, the two joins below share them
+    # without a cache that nothing could release
+    top = pop.orderBy(*order).limit(k + most_seen).collect()
+    schema = StructType([*pop.schema.fields, StructField("_pos", IntegerType())])
+    candidates = train.sparkSession.createDataFrame([(*row, pos) for pos, row in enumerate(top)], schema)
     hits = (seen.join(F.broadcast(candidates.select("item_idx", "_pos")), "item_idx")
             .groupBy("user_idx").agg(F.collect_list("_pos").alias("_hit")))
     hit = F.coalesce(F.col("_hit"), F.array().cast("array<int>"))

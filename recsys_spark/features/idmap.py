@@ -9,6 +9,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
+from recsys_spark.spark import cache_for_stage
+
 
 def extend_id_map(current: DataFrame | None, ids: DataFrame, id_col: str, idx_col: str) -> DataFrame:
     """The rows to add to an id map: ids not in `current`, numbered after its largest index."""
@@ -20,7 +22,7 @@ def extend_id_map(current: DataFrame | None, ids: DataFrame, id_col: str, idx_co
     # Sorted in parallel (range partitions), then numbered by each partition's offset: a window
     # over the whole table would pull every id into one task. The distinct ids are cached: the sort's
     # sampling, the offsets and the numbering would each read every event again.
-    candidates = candidates.cache()
+    candidates = cache_for_stage(candidates)
     numbered = candidates.orderBy(id_col).rdd.zipWithIndex().map(lambda r: (r[0][0], start + 1 + r[1]))
     schema = StructType([candidates.schema[id_col], StructField(idx_col, IntegerType())])
     return candidates.sparkSession.createDataFrame(numbered, schema)

@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 from recsys_spark.pipeline import bandit, cf, deep, features, hybrid, ingest, maintain, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
+from recsys_spark.spark import stage_caches
 
 log = logging.getLogger("recsys_spark")
 
@@ -48,7 +49,8 @@ def run_stage(ctx: Context, name: str) -> float:
         raise ValueError(f"unknown stage {name!r}; stages are {', '.join(stages)}")
     log.info("[%s] start", name)
     start = time.perf_counter()
-    stages[name](ctx)
+    with stage_caches():
+        stages[name](ctx)
     seconds = time.perf_counter() - start
     log.info("[%s] done in %.1fs", name, seconds)
     return seconds
