@@ -13,7 +13,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from recsys_spark.hybrid.fusion import scaled, top_k
+from recsys_spark.hybrid.fusion import ndcg_at_k, scaled, top_k
 from recsys_spark.search.ranker import lambdarank
 
 log = logging.getLogger("recsys_spark")
@@ -44,13 +44,13 @@ def ranker_table(candidates: DataFrame, models: list[str], depth: int, item_feat
 
 
 def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimators: int, learning_rate: float,
-          seed: int, held_out: float = 0.2) -> lgb.Booster:
+          seed: int, held_out: float = 0.2) -> lgb.Booster | None:
     """table: ranker rows with `label`; one group per user, users without a relevant candidate left out
     (lambdarank learns nothing from them). The trees start from the weighted fusion's score
     (LightGBM's init_score) and learn only its corrections; a seeded `held_out` share of the users
     decides how many corrections help (early stopping on their NDCG@10), and the booster is refitted
-    on every user with that many. Where the data are too few to correct the blend, the ranker is the
-    blend plus one small tree, not an overfitted forest."""
+    on every user with that many. None when even the best count does not beat the blend alone on
+    those users (early stopping cannot choose zero trees): the ranker's lists are then the blend's."""
     keep = table.groupby("user_idx")["label"].transform("max") > 0
     table = table[keep].sort_values("user_idx", kind="stable")
     if table.empty:
@@ -66,22 +66,30 @@ def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimator
     if len(check) >= 2:
         held = table["user_idx"].isin(check)
         x, y, groups, base = part(table[~held])
-        trees = max(lambdarank(x, y, groups, num_leaves, n_estimators, learning_rate, seed, base,
-                               held_out=part(table[held])).best_iteration, 1)
-        log.info("[hybrid] ranker: %d of at most %d trees help the %d held-out users", trees, n_estimators, len(check))
+        checked = part(table[held])
+        booster = lambdarank(x, y, groups, num_leaves, n_estimators, learning_rate, seed, base, held_out=checked)
+        trees = max(booster.best_iteration, 1)
+        hx, hy, _, hbase = checked
+        n_relevant = table[held].groupby("user_idx")["label"].sum().to_dict()
+        blend, corrected = (ndcg_at_k(table.loc[held, "user_idx"].to_numpy(), score, hy, n_relevant, 10)
+                            for score in (hbase, hbase + booster.predict(hx, num_iteration=trees)))
+        log.info("[hybrid] ranker: %d of at most %d trees; held-out users' NDCG@10 %.4f (blend alone %.4f, %d users)",
+                 trees, n_estimators, corrected, blend, len(check))
+        if corrected <= blend:
+            return None
     x, y, groups, base = part(table)
     return lambdarank(x, y, groups, num_leaves, trees, learning_rate, seed, base)
 
 
-def rerank(table: DataFrame, model: lgb.Booster, features: list[str], k: int) -> DataFrame:
+def rerank(table: DataFrame, model: lgb.Booster | None, features: list[str], k: int) -> DataFrame:
     """(user_idx, rank, item_idx, score): the final cut's candidates by the weighted fusion's score
-    plus the trees' correction."""
-    booster = table.sparkSession.sparkContext.broadcast(model.model_to_string())
+    plus the trees' correction (none without a model)."""
+    booster = table.sparkSession.sparkContext.broadcast(model.model_to_string() if model else None)
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        scorer = lgb.Booster(model_str=booster.value)
+        scorer = lgb.Booster(model_str=booster.value) if booster.value else None
         for f in frames:
-            correction = scorer.predict(f[features].to_numpy(np.float32), num_threads=1)
+            correction = scorer.predict(f[features].to_numpy(np.float32), num_threads=1) if scorer else 0.0
             yield pd.DataFrame({"user_idx": f["user_idx"], "item_idx": f["item_idx"],
                                 "score": f["weighted"] + correction})
 

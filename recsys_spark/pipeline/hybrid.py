@@ -156,8 +156,13 @@ def _context_popularity(ctx: Context) -> None:
 def _save(ctx: Context, weights: dict[str, float], ranker, models: list[str]) -> None:
     out = Path(local_path(ctx.lake.model_path("hybrid")))
     out.mkdir(parents=True, exist_ok=True)
-    ranker.save_model(str(out / "ranker.txt"))
+    trees = out / "ranker.txt"
     # the trees learned corrections to the weighted fusion (init_score): a reader adds the two
-    (out / "fusion.json").write_text(json.dumps({
-        "models": models, "weights": weights,
-        "ranker_score": "weighted fusion score + ranker.txt prediction"}, indent=2) + "\n")
+    if ranker is None:
+        trees.unlink(missing_ok=True)
+        score = "weighted fusion score (no tree improved the held-out users' NDCG@10)"
+    else:
+        ranker.save_model(str(trees))
+        score = "weighted fusion score + ranker.txt prediction"
+    (out / "fusion.json").write_text(json.dumps({"models": models, "weights": weights, "ranker_score": score},
+                                                indent=2) + "\n")
