@@ -40,6 +40,24 @@ def test_each_method_on_hand_made_lists(spark):
     assert _fused(spark, "weighted", weights={"a": 0.0, "b": 2.0}) == [(11, 2.0), (10, 0.0), (12, 0.0), (13, 0.0)]
 
 
+def test_a_tie_in_exact_arithmetic_goes_by_item_whatever_the_float_sum(spark):
+    """Item 2 scores 0.1 + 0.2 (0.30000000000000004 in floats), item 1 scores 0.3: a tie, so item 1
+    comes first, and the ranker's lists without trees are the weighted fusion's."""
+    rows = [(m, 0, item, rank, score) for m, listed in (("m1", [(10, 1.0), (2, 0.1), (11, 0.0)]),
+                                                        ("m2", [(12, 1.0), (2, 0.2), (13, 0.0)]),
+                                                        ("m3", [(14, 1.0), (1, 0.3), (15, 0.0)]))
+            for rank, (item, score) in enumerate(listed, 1)]
+    candidates = spark.createDataFrame(rows, SCHEMA)
+    weights = {"m1": 1.0, "m2": 1.0, "m3": 1.0}
+    fused = fuse(candidates, "weighted", 5, 3, weights, depth=3).orderBy("rank").collect()
+    assert [r["item_idx"] for r in fused] == [10, 12, 14, 1, 2]
+    items = spark.createDataFrame([(i, 1) for i in range(16)], "item_idx int, n_users int")
+    users = spark.createDataFrame([(0, 1)], "user_idx int, n_events int")
+    table = ranker_table(candidates, list(weights), 3, items, users, weights)
+    plain = rerank(table, None, feature_names(list(weights)), 5).orderBy("rank").collect()
+    assert [r["item_idx"] for r in plain] == [10, 12, 14, 1, 2]
+
+
 def test_a_list_of_equal_scores_scales_to_one_and_bad_methods_are_named(spark):
     flat = spark.createDataFrame([("c", 1, 20, 1, 0.3), ("c", 1, 21, 2, 0.3)], SCHEMA)
     assert [r["score"] for r in fuse(flat, "average", 2, 1).collect()] == [1.0, 1.0]

@@ -59,7 +59,10 @@ def fuse(candidates: DataFrame, method: str, k: int, n_models: int, weights: dic
 
 
 def top_k(scored: DataFrame, k: int) -> DataFrame:
-    w = Window.partitionBy("user_idx").orderBy(F.desc("score"), "item_idx")
+    """Scores equal to 9 decimals tie and go by item index: a fused score is a sum whose order
+    Spark does not fix, so 0.1 + 0.2 and 0.3 would otherwise rank by rounding noise, differently
+    from run to run and from the ranker's own sum of the same terms."""
+    w = Window.partitionBy("user_idx").orderBy(F.desc(F.round("score", 9)), "item_idx")
     return (scored.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k)
             .select("user_idx", "rank", "item_idx", F.col("score").cast("float")))
 
