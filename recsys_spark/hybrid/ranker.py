@@ -73,7 +73,7 @@ def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimator
         n_relevant = table[held].groupby("user_idx")["label"].sum().to_dict()
         blend, corrected = (ndcg_at_k(table.loc[held, "user_idx"].to_numpy(), score, hy, n_relevant, 10)
                             for score in (hbase, hbase + booster.predict(hx, num_iteration=trees)))
-        log.info("[hybrid] ranker: %d of at most %d trees; held-out users' NDCG@10 %.4f (blend alone %.4f, %d users)",
+        log.info("[hybrid] ranker: %d of at most %d trees; held-out users' NDCG@10 %.5f (blend alone %.5f, %d users)",
                  trees, n_estimators, corrected, blend, len(check))
         if corrected <= blend:
             return None
