@@ -6,7 +6,6 @@ import pytest
 from recsys_spark.config import load_config
 from recsys_spark.features.build import interactions, sequences
 from recsys_spark.features.idmap import extend_id_map
-from recsys_spark.spark import stage_caches
 
 CONF = load_config(None, overrides=["features.sequence_length=4", "deep.max_len=4",
                                    "features.half_life_days=10"]).features
@@ -27,20 +26,6 @@ def test_id_map_is_dense_and_sorted_across_many_partitions(spark):
     added = extend_id_map(spark.createDataFrame(first), ids, "id", "idx").toPandas()
     assert added["idx"].tolist() == list(range(501, 1001)) and added["id"].iloc[0] == "u0500"
 
-
-
-def test_a_stage_releases_the_id_maps_cache_and_nothing_else(spark):
-    persisted = spark.sparkContext._jsc.getPersistentRDDs
-    theirs = spark.range(3).cache()  # e.g. another notebook's frame on a shared cluster
-    theirs.count()
-    before = persisted().size()
-    with stage_caches():
-        new = extend_id_map(None, spark.createDataFrame([("b",), ("a",)], "id string"), "id", "idx")
-        assert sorted(map(tuple, new.collect())) == [("a", 1), ("b", 2)]
-        assert persisted().size() == before + 1  # the distinct ids, read by sort, offsets and numbering
-    assert persisted().size() == before
-    assert theirs.storageLevel.useMemory  # untouched
-    theirs.unpersist()
 
 
 def test_interactions_weight_and_decay(spark):

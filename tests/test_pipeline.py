@@ -7,6 +7,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from recsys_spark.config import SplitConf
+from recsys_spark.features.idmap import extend_id_map
 from recsys_spark.features.split import leave_last_out_split, make_split
 from recsys_spark.pipeline import STAGES, TABLES, bandit_summary, metrics_summary, run_stage
 from recsys_spark.pipeline.cf import history
@@ -42,6 +43,26 @@ def test_rerun_changes_nothing(ctx):
     before = versions(ctx)
     run_all(ctx)
     assert versions(ctx) == before  # no stage committed anything: same input, same tables
+
+
+def test_a_stage_releases_what_it_cached_and_nothing_else(ctx, monkeypatch):
+    """One session runs the whole pipeline: a stage's cached intermediates must not pile up, and
+    frames cached outside it (another notebook's, on a shared cluster) must stay."""
+    persisted = ctx.spark.sparkContext._jsc.getPersistentRDDs
+    theirs = ctx.spark.range(3).cache()
+    theirs.count()
+    before, during = persisted().size(), []
+
+    def probe(c: Context) -> None:
+        ids = c.lake.read("gold", "id_map_users").select("user_id")
+        assert extend_id_map(None, ids, "user_id", "user_idx").count() == ids.count()
+        during.append(persisted().size())  # the distinct ids, read by sort, offsets and numbering
+
+    monkeypatch.setitem(STAGES, "probe", probe)
+    run_stage(ctx, "probe")
+    assert during == [before + 1] and persisted().size() == before
+    assert theirs.storageLevel.useMemory
+    theirs.unpersist()
 
 
 def test_temporal_split_has_no_leakage(ctx):

@@ -66,12 +66,13 @@ def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimator
     if len(check) >= 2:
         held = table["user_idx"].isin(check)
         x, y, groups, base = part(table[~held])
-        checked = part(table[held])
+        rows = table[held]
+        checked = part(rows)
         booster = lambdarank(x, y, groups, num_leaves, n_estimators, learning_rate, seed, base, held_out=checked)
         trees = max(booster.best_iteration, 1)
         hx, hy, _, hbase = checked
-        n_relevant = table[held].groupby("user_idx")["label"].sum().to_dict()
-        blend, corrected = (ndcg_at_k(table.loc[held, "user_idx"].to_numpy(), score, hy, n_relevant, 10)
+        n_relevant = rows.groupby("user_idx")["label"].sum().to_dict()
+        blend, corrected = (ndcg_at_k(rows["user_idx"].to_numpy(), score, hy, n_relevant, 10)
                             for score in (hbase, hbase + booster.predict(hx, num_iteration=trees)))
         log.info("[hybrid] ranker: %d of at most %d trees; held-out users' NDCG@10 %.5f (blend alone %.5f, %d users)",
                  trees, n_estimators, corrected, blend, len(check))
