@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ def _label(r: dict[str, Any], datasets: int) -> str:
     if r.get("stage"):
         parts.append(str(r["stage"]))
     if isinstance(r.get("rows"), int):
-        parts.append(f"{r['rows']:,} rows")
+        parts.append(f"{r['rows']:,} rows" + (f" / {r['files']} files" if r.get("files") else ""))
     if datasets > 1 and r.get("dataset"):
         parts.append(f"[{r['dataset']}]")
     if r.get("k"):
@@ -86,7 +87,8 @@ def plot_report(doc: dict[str, Any], out: Path) -> Path | None:
             ax.invert_yaxis()
         ax.set_title(metric, fontsize=10)
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"{doc['name']}: {str(doc.get('dataset', ''))[:90]}", fontsize=10)
+    lines = textwrap.wrap(f"{doc['name']}: {doc.get('dataset', '')}", 65 * len(chosen))  # a panel's width
+    fig.suptitle("\n".join(lines[:2]) + (" ..." if len(lines) > 2 else ""), fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
