@@ -5,9 +5,10 @@ The data is what SASRec trains on: rows of two 50-item int arrays, written by Sp
 once as Spark writes arrays (list columns) and once packed as the pipeline materialises them
 (deep.data.packed_ints). The reference is pyarrow on the list layout by its fastest plain path
 (flatten, reshape, no Python per row, no shuffle); pyarrow on the packed layout is shown too. Each
-reader makes 3 full passes as batches of 256 torch tensors; the best pass counts. Two sizes: at
-200,000 rows a pass takes a tenth of a second and fixed costs (the reader's start-up, the first
-shuffle window) weigh; at 1,000,000 the rate is the steady one a long epoch sees.
+reader makes 5 full passes as batches of 256 torch tensors; the best pass counts. Three cases:
+200,000 and 1,000,000 rows in 8 files, and 1,000,000 rows in 40 files, which has the 25,000-row
+files of the first with the pass length of the second: the rate of every reader depends on the
+rows per file (a file's matrices fit in the CPU's cache or do not) more than on the pass length.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from recsys_spark.deep.data import materialise
 from recsys_spark.deep.loader import epoch_batches, parquet_files
 from recsys_spark.spark import get_spark
 
-SIZES, LENGTH, BATCH, PASSES = (200_000, 1_000_000), 50, 256, 3
+CASES, LENGTH, BATCH, PASSES = ((200_000, 8), (1_000_000, 8), (1_000_000, 40)), 50, 256, 5
 
 
 def pyarrow_batches(path: str, batch_size: int):
@@ -55,14 +56,14 @@ def timed_pass(batches) -> tuple[int, float]:
     return rows, time.perf_counter() - start
 
 
-def measure(spark, root: str, size: int, timings: dict) -> list[dict]:
-    """The three readers' best rates on `size` rows, and the ratios, as report rows."""
+def measure(spark, root: str, size: int, files: int, timings: dict) -> list[dict]:
+    """The three readers' best rates on `size` rows in `files` files, and the ratios, as report rows."""
     items = F.transform(F.sequence(F.lit(1), F.lit(LENGTH)), lambda i: (F.col("id") * 7 + i) % 5000 + 1)
     data = spark.range(size).select(F.col("id").cast("int").alias("user_idx"), items.cast("array<int>")
                                     .alias("inputs"), items.cast("array<int>").alias("targets"))
-    path, packed = f"{root}/lists-{size}", f"{root}/packed-{size}"
-    n = materialise(data, path, 8)
-    materialise(data, packed, 8, packed=["inputs", "targets"])
+    path, packed = f"{root}/lists-{size}-{files}", f"{root}/packed-{size}-{files}"
+    n = materialise(data, path, files)
+    materialise(data, packed, files, packed=["inputs", "targets"])
     readers = {"petastorm": lambda epoch: epoch_batches(packed, ["inputs", "targets"], BATCH, 0, 1, epoch),
                "pyarrow": lambda epoch: pyarrow_batches(path, BATCH),
                "pyarrow_packed": lambda epoch: pyarrow_batches(packed, BATCH)}
@@ -71,10 +72,11 @@ def measure(spark, root: str, size: int, timings: dict) -> list[dict]:
         passes = [timed_pass(make(epoch)) for epoch in range(PASSES)]
         assert all(r == n for r, _ in passes), f"{name} read {[r for r, _ in passes]} rows, not {n}"
         best[name] = n / min(s for _, s in passes)
-        timings[f"{name}_{size}"] = [round(s, 3) for _, s in passes]
-        rows.append(row(name, "rows_per_second", round(best[name]), batch_size=BATCH, rows=size))
+        timings[f"{name}_{size}_{files}"] = [round(s, 3) for _, s in passes]
+        rows.append(row(name, "rows_per_second", round(best[name]), batch_size=BATCH, rows=size, files=files))
     for ref in ("pyarrow_packed", "pyarrow"):
-        rows.append(row(f"petastorm_vs_{ref}", "throughput_ratio", round(best["petastorm"] / best[ref], 3), rows=size))
+        rows.append(row(f"petastorm_vs_{ref}", "throughput_ratio", round(best["petastorm"] / best[ref], 3), rows=size,
+                        files=files))
     return rows
 
 
@@ -82,16 +84,18 @@ def run() -> None:
     spark = get_spark(load_config(None))
     rows, timings = [], {}
     with tempfile.TemporaryDirectory(prefix="bench-petastorm-") as root:
-        for size in SIZES:
-            rows += measure(spark, root, size, timings)
+        for size, files in CASES:
+            rows += measure(spark, root, size, files, timings)
     write_report("petastorm", f"rows/second reaching the loop as torch batches of {BATCH}; best of {PASSES} passes; "
                  "petastorm = make_batch_reader on the packed layout (1 shard, rows shuffled, counted); pyarrow = "
                  "read_table per file of the list layout, flattened and reshaped (no shuffle); pyarrow_packed = the "
                  "same on the packed layout",
-                 f"{' and '.join(f'{s:,}' for s in SIZES)} rows x 2 int arrays of {LENGTH}, 8 Parquet files written "
-                 "by Spark in each layout", rows, timings,
+                 f"{', '.join(f'{s:,} rows in {f} files' for s, f in CASES)}; rows of 2 int arrays of {LENGTH}, "
+                 "Parquet written by Spark in each layout (one row group per file)", rows, timings,
                  notes=["A ratio under 1 is what Petastorm costs for sharding, shuffling and its worker pool; "
                         "it pays off when the data does not fit in one process's memory. Petastorm turns a list "
                         "column into a matrix row by row, a packed column in one join: hence the packed layout.",
-                        "At 200,000 rows a pass lasts about a tenth of a second, so the reader's start-up and "
-                        "the first shuffle window weigh; 1,000,000 rows show the steady rate of a long epoch."])
+                        "Rows per file set the rates more than the pass length does: compare 1,000,000 rows in 8 "
+                        "files (125,000 rows each) with the same rows in 40 files (25,000 rows each, as in the "
+                        "200,000-row case). pyarrow reads a whole file into one matrix, which stays in the CPU's "
+                        "cache when the file is small."])
