@@ -6,10 +6,17 @@ import pytest
 
 from recsys_spark.evaluation.ranking import (
     coverage,
+    coverage_by,
     diversity,
+    diversity_by,
     embedding_diversity,
+    embedding_diversity_by,
+    filled_share,
+    filled_share_by,
     novelty,
+    novelty_by,
     ranking_metrics,
+    ranking_metrics_by,
     rating_errors,
 )
 
@@ -86,3 +93,35 @@ def test_rating_errors(spark):
     pred = spark.createDataFrame([(4.0, 3.0), (2.0, 2.5)], "rating double, prediction double")
     got = rating_errors(pred)
     assert got["rmse"] == pytest.approx(math.sqrt((1 + 0.25) / 2)) and got["mae"] == pytest.approx(0.75)
+
+
+def test_every_model_in_one_pass_scores_each_as_if_alone(spark):
+    """The pipeline scores all models' lists in one job per metric; each model must get what it
+    gets alone, including a model with no list for a relevant user (a miss, not a smaller
+    denominator) and a model whose lists fill nobody's."""
+    rows = [("a", 1, 10, 1, False), ("a", 1, 11, 2, False), ("a", 2, 12, 1, True), ("a", 2, 13, 2, True),
+            ("b", 1, 11, 1, False), ("b", 1, 13, 2, False), ("b", 1, 10, 3, False)]
+    recs = spark.createDataFrame(rows, "model string, user_idx int, item_idx int, rank int, filled boolean")
+    truth = frame(spark, [(1, 10), (2, 12), (2, 14)], "user_idx int, item_idx int")
+    train = frame(spark, [(1, 11), (2, 11), (3, 13)], "user_idx int, item_idx int")
+    cats = spark.createDataFrame([(10, "x"), (11, "x"), (12, "y"), (13, "z")], "item_idx int, category string")
+    vectors = spark.createDataFrame([(10, [1.0, 0.0]), (11, [0.0, 1.0]), (12, [1.0, 1.0]), (13, [-1.0, 0.0])],
+                                    "item_idx int, features array<float>")
+    grouped = {"ranking": ranking_metrics_by(recs, truth, 2, "model"), "coverage": coverage_by(recs, 8, 2, "model"),
+               "novelty": novelty_by(recs, train, 2, "model"), "diversity": diversity_by(recs, cats, 2, "model"),
+               "embedding": embedding_diversity_by(recs, vectors, 2, "model"),
+               "filled": filled_share_by(recs, "model")}
+    # b: user 1 hits item 10 at rank 3, outside k = 2; user 2 has no list from b: both misses
+    assert grouped["ranking"]["b"] == dict.fromkeys(["precision", "recall", "ndcg", "map", "hit_rate", "mrr"], 0.0)
+    # a: user 1 hits at rank 1 (1 of 1 relevant), user 2 at rank 1 (1 of 2)
+    assert grouped["ranking"]["a"]["recall"] == pytest.approx((1 + 0.5) / 2)
+    assert grouped["coverage"] == pytest.approx({"a": 4 / 8, "b": 2 / 8})
+    assert grouped["filled"] == pytest.approx({"a": 0.5, "b": 0.0})
+    for name in ("a", "b"):
+        alone = recs.where(f"model = '{name}'").drop("model")
+        assert grouped["ranking"][name] == pytest.approx(ranking_metrics(alone, truth, 2))
+        assert grouped["coverage"][name] == pytest.approx(coverage(alone, 8, 2))
+        assert grouped["novelty"][name] == pytest.approx(novelty(alone, train, 2))
+        assert grouped["diversity"][name] == pytest.approx(diversity(alone, cats, 2))
+        assert grouped["embedding"][name] == pytest.approx(embedding_diversity(alone, vectors, 2))
+        assert grouped["filled"][name] == pytest.approx(filled_share(alone))

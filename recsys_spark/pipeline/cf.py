@@ -30,13 +30,14 @@ from recsys_spark.cf.popularity import category_popularity_recs, popularity_recs
 from recsys_spark.config import ALSConf
 from recsys_spark.content.recs import content_neighbours, content_recs
 from recsys_spark.evaluation.ranking import (
-    coverage,
-    diversity,
-    embedding_diversity,
+    RANKING,
+    coverage_by,
+    diversity_by,
+    embedding_diversity_by,
     fill_to_k,
-    filled_share,
-    novelty,
-    ranking_metrics,
+    filled_share_by,
+    novelty_by,
+    ranking_metrics_by,
 )
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once, utc_now
@@ -208,21 +209,26 @@ def _evaluate(ctx: Context, run_id: str) -> None:
     slices = cold_slices(truth, history(ctx, "user_features"), items, cf.cold_user_events, cf.cold_item_users)
     factors = (ctx.lake.read("gold", "als_item_factors").cache()
                if ctx.lake.exists("gold", "als_item_factors") else None)
-    rows = []
-    for name in sorted(r[0] for r in recs_all.select("model").distinct().collect()):
-        with ctx.progress.step("evaluate", f"model={name}") as step:
-            recs = recs_all.where(F.col("model") == name)
-            m = ranking_metrics(recs, truth, k)
-            m.update(coverage=coverage(recs, n_items, k), novelty=novelty(recs, train, k),
-                     diversity=diversity(recs, items, k), lists_filled=filled_share(recs))
-            if factors is not None:
-                m["diversity_embedding"] = embedding_diversity(recs, factors, k)
-            rows += [(run_id, name, metric, k, float(v), "test", utc_now(), "all") for metric, v in m.items()]
-            for label, part in slices.items():
+    with ctx.progress.step("evaluate", "every model's lists, one pass per metric") as step:
+        # each metric for all models in one job: a job per model and metric cost seconds each
+        m = {"ranking": ranking_metrics_by(recs_all, truth, k, "model"),
+             "coverage": coverage_by(recs_all, n_items, k, "model"),
+             "novelty": novelty_by(recs_all, train, k, "model"),
+             "diversity": diversity_by(recs_all, items, k, "model"),
+             "lists_filled": filled_share_by(recs_all, "model")}
+        if factors is not None:
+            m["diversity_embedding"] = embedding_diversity_by(recs_all, factors, k, "model")
+        sliced = {label: ranking_metrics_by(recs_all, part, k, "model") for label, part in slices.items()}
+        rows, missed = [], dict.fromkeys(RANKING, 0.0)  # no test user: every model scores zero
+        for name in sorted(r[0] for r in recs_all.select("model").distinct().collect()):
+            got = {**m["ranking"].get(name, missed), **{metric: by_model.get(name, 0.0)
+                                                        for metric, by_model in m.items() if metric != "ranking"}}
+            rows += [(run_id, name, metric, k, float(v), "test", utc_now(), "all") for metric, v in got.items()]
+            for label, by_model in sliced.items():
                 rows += [(run_id, name, metric, k, float(v), "test", utc_now(), label)
-                         for metric, v in ranking_metrics(recs, part, k).items()]
-            step.rows = len(m)
-            log.info("[evaluate] %s: %s", name, ", ".join(f"{a}@{k}={b:.4f}" for a, b in m.items()))
+                         for metric, v in by_model.get(name, missed).items()]
+            log.info("[evaluate] %s: %s", name, ", ".join(f"{a}@{k}={b:.4f}" for a, b in got.items()))
+        step.rows = len(rows)
     for frame in (truth, train, factors):
         if frame is not None:
             frame.unpersist()
