@@ -4,8 +4,10 @@ memory of each data stage.
 The three stages run in one driver, as `recsys-spark run ingest quality features` and the pipeline
 run them, so a stage's seconds are its own work and not a JVM start. A stage's peak memory is the
 largest memory while the stage ran: the resident size of the JVM, whose heap `spark.driver_memory`
-bounds, every 0.2 s, and of the whole driver (driver Python, JVM and Python workers) every 2 s as
-proportional set size, so that pages the forked workers share count once.
+bounds, every 0.2 s; the JVM's heap in use (jstat, every second), which says how much of that bound
+the stage filled and how much of the resident size lies outside the heap; and the whole driver
+(driver Python, JVM and Python workers) every 2 s as proportional set size, so that pages the
+forked workers share count once.
 Scales: `SCALES=1M,10M,100M make bench B=pipeline` (default 1M,10M).
 """
 from __future__ import annotations
@@ -13,11 +15,13 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 
 import psutil
 
@@ -30,24 +34,58 @@ SCALES = {"1M": (1_000_000, 20_000, 5_000), "10M": (10_000_000, 200_000, 10_000)
 STAGE_LINE = re.compile(r"\[(\w+)\] (start|done in ([0-9.]+)s)$")
 
 
+def _jstat() -> str | None:
+    """The JDK's jstat (a JRE has none): beside the java that JAVA_HOME names, or on the PATH."""
+    home = os.environ.get("JAVA_HOME")
+    beside = os.path.join(home, "bin", "jstat") if home else ""
+    return beside if os.access(beside, os.X_OK) else shutil.which("jstat")
+
+
+def _heap_used(jstat: str, pid: int, record: Callable[[float], None]) -> subprocess.Popen:
+    """Streams `jstat -gc` for the JVM `pid` (a line a second) and records each line's heap in use
+    in bytes: survivor, eden and old spaces (jstat gives KiB)."""
+    proc = subprocess.Popen([jstat, "-gc", str(pid), "1000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+
+    def read() -> None:
+        header: list[str] = []
+        for line in proc.stdout:
+            fields = line.split()
+            if "EU" in fields:
+                header = fields
+            elif header and len(fields) == len(header):
+                value = dict(zip(header, map(float, fields), strict=True))
+                record(sum(value[c] for c in ("S0U", "S1U", "EU", "OU")) * 1024)
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc
+
+
 def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
-    """Seconds per stage, from the driver's own log lines, and peak GiB per (stage, 'all' | 'jvm')."""
+    """Seconds per stage, from the driver's own log lines, and peak GiB per (stage, 'all' | 'jvm' |
+    'heap')."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     parent, current, peaks, seconds, tail = psutil.Process(proc.pid), [None], {}, {}, []
+    jstat_path, jstat = _jstat(), []
+
+    def record(kind: str, value: float) -> None:
+        if current[0]:
+            key = (current[0], kind)
+            peaks[key] = max(peaks.get(key, 0.0), value / 2**30)
 
     def sample() -> None:
         tick = 0
         while proc.poll() is None:
             try:
                 procs = [parent, *parent.children(recursive=True)]
-                rss = {"jvm": sum(p.memory_info().rss for p in procs if p.name() == "java")}
+                java = [p for p in procs if p.name() == "java"]
+                if java and jstat_path and (not jstat or jstat[-1].poll() is not None):
+                    # again until it attaches: a JVM just started has no performance data yet
+                    jstat.append(_heap_used(jstat_path, java[0].pid, lambda used: record("heap", used)))
+                record("jvm", sum(p.memory_info().rss for p in java))
                 if tick % 10 == 0:  # PSS reads every page table: every 2 s, or sampling slows the stages
                     # (Python workers forked from one daemon share its pages, which RSS counts in each)
-                    rss["all"] = sum(p.memory_full_info().pss for p in procs)
-                if current[0]:
-                    for kind, value in rss.items():
-                        key = (current[0], kind)
-                        peaks[key] = max(peaks.get(key, 0.0), value / 2**30)
+                    record("all", sum(p.memory_full_info().pss for p in procs))
             except psutil.Error:
                 pass
             tick += 1
@@ -66,9 +104,12 @@ def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[tuple[str, str],
             else:
                 seconds[m.group(1)] = float(m.group(3))
                 print(f"  peak {peaks.get((m.group(1), 'all'), 0):.2f} GiB, JVM "
-                      f"{peaks.get((m.group(1), 'jvm'), 0):.2f} GiB", flush=True)
+                      f"{peaks.get((m.group(1), 'jvm'), 0):.2f} GiB, heap in use "
+                      f"{peaks.get((m.group(1), 'heap'), 0):.2f} GiB", flush=True)
     proc.wait()
     sampler.join()
+    for j in jstat:
+        j.kill()
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{''.join(tail)}")
     return seconds, peaks
@@ -96,6 +137,8 @@ def run(scales: list[str] | None = None) -> None:
             rows.append(row(f"pipeline_{scale}", "peak_pss_gib", round(peaks.get((stage, "all"), 0.0), 2), stage=stage))
             rows.append(row(f"pipeline_{scale}", "peak_jvm_rss_gib", round(peaks.get((stage, "jvm"), 0.0), 2),
                             stage=stage))
+            heap = peaks.get((stage, "heap"))  # none without a JDK's jstat
+            rows.append(row(f"pipeline_{scale}", "peak_jvm_heap_used_gib", heap and round(heap, 2), stage=stage))
     ordered = [s for s in SCALES if s in scales]
     for small, big in itertools.pairwise(ordered):
         for stage in DATA_STAGES:
@@ -106,4 +149,7 @@ def run(scales: list[str] | None = None) -> None:
                  "synthetic shop (seed 42)", rows, timings,
                  notes=["time_ratio is the larger scale's seconds / the smaller's, per stage: the goal is at "
                         "most 10x for 10x the data.",
-                        "<scale>/total includes starting the driver (JVM, Delta jars) once."])
+                        "<scale>/total includes starting the driver (JVM, Delta jars) once.",
+                        "peak_jvm_heap_used_gib: the most of the heap in use at one second (jstat); the JVM's "
+                        "resident size beyond it is memory outside the heap (metaspace, code cache, thread stacks, "
+                        "native buffers) and heap committed but free."])
