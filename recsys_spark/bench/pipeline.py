@@ -31,6 +31,7 @@ from recsys_spark.pipeline import DATA_STAGES
 # events, users, items; every scale runs on the same config (8 shuffle partitions)
 SCALES = {"1M": (1_000_000, 20_000, 5_000), "10M": (10_000_000, 200_000, 10_000),
           "30M": (30_000_000, 600_000, 60_000), "100M": (100_000_000, 2_000_000, 200_000)}
+JSTAT_TRIES = 10
 STAGE_LINE = re.compile(r"\[(\w+)\] (start|done in ([0-9.]+)s)$")
 
 
@@ -79,8 +80,10 @@ def _run_stages(cmd: list[str]) -> tuple[dict[str, float], dict[tuple[str, str],
             try:
                 procs = [parent, *parent.children(recursive=True)]
                 java = [p for p in procs if p.name() == "java"]
-                if java and jstat_path and (not jstat or jstat[-1].poll() is not None):
-                    # again until it attaches: a JVM just started has no performance data yet
+                if (java and jstat_path and tick % 5 == 0 and len(jstat) < JSTAT_TRIES
+                        and (not jstat or jstat[-1].poll() is not None)):
+                    # once a second until it attaches (a JVM just started has no performance data
+                    # yet), a few times at most: each try starts a JVM, which the stages would share cores with
                     jstat.append(_heap_used(jstat_path, java[0].pid, lambda used: record("heap", used)))
                 record("jvm", sum(p.memory_info().rss for p in java))
                 if tick % 10 == 0:  # PSS reads every page table: every 2 s, or sampling slows the stages

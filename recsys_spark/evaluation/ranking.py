@@ -79,7 +79,7 @@ def novelty_by(recs: DataFrame, train: DataFrame, k: int, by: str, user: str = "
     pop = train.groupBy(item).agg(F.countDistinct(user).alias("n"))
     top = recs.where(F.col(rank) <= k).join(pop, item, "left")
     info = -F.log2(F.coalesce(F.col("n"), F.lit(1)) / F.lit(n_users))
-    return {r[by]: float(r["v"] or 0.0) for r in top.groupBy(by).agg(F.avg(info).alias("v")).collect()}
+    return _averages(top, by, info)
 
 
 def diversity(recs: DataFrame, item_category: DataFrame, k: int, user: str = "user_idx",
