@@ -27,7 +27,6 @@ def test_id_map_is_dense_and_sorted_across_many_partitions(spark):
     assert added["idx"].tolist() == list(range(501, 1001)) and added["id"].iloc[0] == "u0500"
 
 
-
 def test_interactions_weight_and_decay(spark):
     end = datetime(2025, 1, 21)
     rows = [(1, 10, "view", datetime(2025, 1, 21), None),

@@ -211,18 +211,17 @@ def _evaluate(ctx: Context, run_id: str) -> None:
                if ctx.lake.exists("gold", "als_item_factors") else None)
     with ctx.progress.step("evaluate", "every model's lists, one pass per metric") as step:
         # each metric for all models in one job: a job per model and metric cost seconds each
-        m = {"ranking": ranking_metrics_by(recs_all, truth, k, "model"),
-             "coverage": coverage_by(recs_all, n_items, k, "model"),
-             "novelty": novelty_by(recs_all, train, k, "model"),
-             "diversity": diversity_by(recs_all, items, k, "model"),
-             "lists_filled": filled_share_by(recs_all, "model")}
+        ranking = ranking_metrics_by(recs_all, truth, k, "model")
+        beyond = {"coverage": coverage_by(recs_all, n_items, k, "model"),
+                  "novelty": novelty_by(recs_all, train, k, "model"),
+                  "diversity": diversity_by(recs_all, items, k, "model"),
+                  "lists_filled": filled_share_by(recs_all, "model")}
         if factors is not None:
-            m["diversity_embedding"] = embedding_diversity_by(recs_all, factors, k, "model")
+            beyond["diversity_embedding"] = embedding_diversity_by(recs_all, factors, k, "model")
         sliced = {label: ranking_metrics_by(recs_all, part, k, "model") for label, part in slices.items()}
         rows, missed = [], dict.fromkeys(RANKING, 0.0)  # no test user: every model scores zero
         for name in sorted(r[0] for r in recs_all.select("model").distinct().collect()):
-            got = {**m["ranking"].get(name, missed), **{metric: by_model.get(name, 0.0)
-                                                        for metric, by_model in m.items() if metric != "ranking"}}
+            got = {**ranking.get(name, missed), **{metric: v.get(name, 0.0) for metric, v in beyond.items()}}
             rows += [(run_id, name, metric, k, float(v), "test", utc_now(), "all") for metric, v in got.items()]
             for label, by_model in sliced.items():
                 rows += [(run_id, name, metric, k, float(v), "test", utc_now(), label)
