@@ -61,6 +61,9 @@ def get_spark(cfg: Config) -> SparkSession:
             # The shuffle width is the scale the deployment has chosen.
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
+            # toPandas and createDataFrame(pandas) through Arrow, as Databricks has it: row by row
+            # through pickle, 2M rows took 11 s against 3 s
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.ui.showConsoleProgress": "false",
             **cfg.spark.conf,
         }

@@ -3,9 +3,9 @@ the diagonal forced to zero so an item cannot recommend itself. A strong linear 
 data sets (0.483 nDCG@10 on MovieLens-100k in the reference run of B1), and unlike ALS it has one
 parameter and no iterations.
 
-The Gram matrix X'X is Spark's (RowMatrix.computeGramianMatrix, summed over partitions); the
-inversion is the driver's, so the model covers the `max_items` items most users had, which bounds
-it at max_items^2 floats. Scoring is the blocked top-K of cf.topk: each block of users' binary rows
+The Gram matrix X'X is Spark's (sparse products per task, summed); the inversion is the
+driver's, so the model covers the `max_items` items most users had, which bounds it at
+max_items^2 floats. Scoring is the blocked top-K of cf.topk: each block of users' binary rows
 times the broadcast B, seen items masked.
 """
 from __future__ import annotations
@@ -16,13 +16,12 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import torch
-from pyspark.mllib.linalg import Vectors
-from pyspark.mllib.linalg.distributed import RowMatrix
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+from scipy import sparse
 
 from recsys_spark.arrays import columns_of
-from recsys_spark.cf.topk import SCHEMA, block_rows, exact, ranked
+from recsys_spark.cf.topk import SCHEMA, block_rows, collect_arrow, exact, list_column, ranked
 from recsys_spark.config import EASEConf, TopKConf
 
 log = logging.getLogger("recsys_spark")
@@ -35,7 +34,11 @@ def histories(interactions: DataFrame) -> DataFrame:
 
 def ease_gram(interactions: DataFrame, max_items: int) -> tuple[np.ndarray, np.ndarray]:
     """(item ids, sorted; X'X over them as float64) for the max_items items most users had. Apart
-    from l2, so a search over l2 sums it once."""
+    from l2, so a search over l2 sums it once.
+
+    Each task sums its users' sparse rows (X_p'X_p, a sparse product) and emits the upper triangle's
+    non-zeros; Spark adds the tasks' parts. MLlib's RowMatrix.computeGramianMatrix instead ships a
+    dense packed triangle per task and back through Py4J: 25 s against 4 s for 5,000 items."""
     popular = (interactions.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n"))
                .orderBy(F.desc("n"), "item_idx").limit(max_items))
     ids = np.sort(np.array([r[0] for r in popular.select("item_idx").collect()], dtype=np.int64))
@@ -44,13 +47,23 @@ def ease_gram(interactions: DataFrame, max_items: int) -> tuple[np.ndarray, np.n
         return ids, np.zeros((0, 0))
     shared = interactions.sparkSession.sparkContext.broadcast(ids)
 
-    def row(seen: list[int]) -> Vectors:
-        cols = columns_of(shared.value, np.asarray(seen, dtype=np.int64))
-        cols = np.unique(cols[cols >= 0])
-        return Vectors.sparse(n, cols, np.ones(len(cols)))
+    def part(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        gram = sparse.csr_matrix((n, n))
+        for batch in batches:
+            offsets, seen = list_column(batch.column("seen"))
+            cols = columns_of(shared.value, seen)
+            rows = np.repeat(np.arange(batch.num_rows), np.diff(offsets))[cols >= 0]
+            x = sparse.csr_matrix((np.ones(len(rows)), (rows, cols[cols >= 0])), shape=(batch.num_rows, n))
+            gram = gram + x.T @ x
+        upper = sparse.triu(gram).tocoo()
+        yield pa.RecordBatch.from_arrays([pa.array(upper.row.astype(np.int32)), pa.array(upper.col.astype(np.int32)),
+                                          pa.array(upper.data)], names=["i", "j", "v"])
 
-    vectors = histories(interactions).rdd.map(lambda r: row(r.seen))
-    return ids, np.array(RowMatrix(vectors, numCols=n).computeGramianMatrix().toArray())  # writable
+    parts = histories(interactions).mapInArrow(part, "i int, j int, v double")
+    summed = collect_arrow(parts.groupBy("i", "j").agg(F.sum("v").alias("v")))
+    gram = np.zeros((n, n))
+    gram[summed.column("i").to_numpy(), summed.column("j").to_numpy()] = summed.column("v").to_numpy()
+    return ids, np.triu(gram) + np.triu(gram, 1).T
 
 
 def ease_solve(gram: np.ndarray, l2: float) -> np.ndarray:
@@ -70,10 +83,11 @@ def ease_weights(interactions: DataFrame, conf: EASEConf) -> tuple[np.ndarray, n
 
 
 def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | None = None,
-              gram: tuple[np.ndarray, np.ndarray] | None = None) -> DataFrame:
+              gram: tuple[np.ndarray, np.ndarray] | None = None, users: DataFrame | None = None) -> DataFrame:
     """(user_idx, rank, item_idx, score): each user's k best unseen items of the model's items by
     their history row times B. Users with none of those items get no list (the caller fills it).
-    gram: ease_gram's result for these interactions, when several l2 share it."""
+    gram: ease_gram's result for these interactions, when several l2 share it; users: only these
+    users' lists (the model still learns from everyone's)."""
     topk = topk or TopKConf()
     spark = interactions.sparkSession
     ids, g = gram if gram is not None else ease_gram(interactions, conf.max_items)
@@ -102,4 +116,6 @@ def ease_recs(interactions: DataFrame, k: int, conf: EASEConf, topk: TopKConf | 
 
         yield from ranked(batches, exact(block_scores, k), rows, positions, ids)
 
-    return histories(interactions).coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)
+    rows_of = histories(interactions if users is None else interactions.join(users.select("user_idx"), "user_idx",
+                                                                                "left_semi"))
+    return rows_of.coalesce(spark.sparkContext.defaultParallelism).mapInArrow(score, SCHEMA)
