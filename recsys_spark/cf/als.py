@@ -6,6 +6,7 @@ import logging
 
 from pyspark.ml.recommendation import ALS, ALSModel
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 from recsys_spark.cf.topk import top_k_for_all_users
 from recsys_spark.config import ALSConf, TopKConf, TuningConf
@@ -27,8 +28,13 @@ def fit_als(interactions: DataFrame, p: ALSConf, rating_col: str | None = None) 
     return als.fit(data.select("user_idx", "item_idx", col))
 
 
-def recommend(model: ALSModel, k: int, seen: DataFrame | None, conf: TopKConf | None = None) -> DataFrame:
-    return top_k_for_all_users(model.userFactors, model.itemFactors, k, seen, conf)
+def recommend(model: ALSModel, k: int, seen: DataFrame | None, conf: TopKConf | None = None,
+              users: DataFrame | None = None) -> DataFrame:
+    """Every user's top k, or only those in `users` (user_idx)."""
+    factors = model.userFactors
+    if users is not None:
+        factors = factors.join(users.select(F.col("user_idx").alias("id")), "id", "left_semi")
+    return top_k_for_all_users(factors, model.itemFactors, k, seen, conf)
 
 
 def tune_als(train: DataFrame, validation: DataFrame, base: ALSConf, grid: TuningConf, k: int,

@@ -106,16 +106,19 @@ def user_based_recs(seen: DataFrame, user_neighbours: DataFrame, k: int) -> Data
     return _top_scored(scores, seen, k)
 
 
-def transition_recs(sequences: DataFrame, seen: DataFrame, k: int, last: int = 3) -> DataFrame:
+def transition_recs(sequences: DataFrame, seen: DataFrame, k: int, last: int = 3,
+                    users: DataFrame | None = None) -> DataFrame:
     """Items scored by how often they came right after the user's last `last` items in everyone's
     training sequences, the latest item weighing most (1, 1/2, 1/3...): the first-order baseline a
-    next-item model has to beat to show it learned more than the last step."""
+    next-item model has to beat to show it learned more than the last step. users: only these
+    users' lists."""
     items = F.filter("items", lambda x: x > 0)
     hist = sequences.select("user_idx", items.alias("items")).where(F.size("items") > 0)
     steps = hist.select(F.explode(F.arrays_zip(F.slice("items", 1, F.size("items") - 1).alias("prev"),
                                                F.slice("items", 2, F.size("items") - 1).alias("next"))).alias("s"))
     counts = steps.groupBy(F.col("s.prev").alias("prev"), F.col("s.next").alias("item_idx")).count()
-    recent = hist.select("user_idx", F.posexplode(F.slice(F.reverse("items"), 1, last)).alias("pos", "prev"))
+    mine = hist if users is None else hist.join(users.select("user_idx"), "user_idx", "left_semi")
+    recent = mine.select("user_idx", F.posexplode(F.slice(F.reverse("items"), 1, last)).alias("pos", "prev"))
     scores = (recent.join(counts, "prev").groupBy("user_idx", "item_idx")
               .agg(F.sum(F.col("count") / (F.col("pos") + 1)).cast("float").alias("score")))
     return _top_scored(scores, seen, k)

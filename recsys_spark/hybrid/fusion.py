@@ -50,21 +50,28 @@ def contribution(method: str, n_models: int, weights: dict[str, float] | None = 
     raise ValueError(f"unknown hybrid method {method!r}; methods are {', '.join(METHODS)} and ranker")
 
 
+def fused_scores(candidates: DataFrame, methods: list[str], n_models: int, weights: dict[str, float] | None = None,
+                 depth: int = 50, rrf_k: int = 60) -> DataFrame:
+    """(user_idx, item_idx, a fused score column per method): every method from one pass over the
+    lists."""
+    return (scaled(candidates).groupBy("user_idx", "item_idx")
+            .agg(*[F.sum(contribution(m, n_models, weights, depth, rrf_k)).alias(m) for m in methods]))
+
+
 def fuse(candidates: DataFrame, method: str, k: int, n_models: int, weights: dict[str, float] | None = None,
          depth: int = 50, rrf_k: int = 60) -> DataFrame:
     """(user_idx, rank, item_idx, score): the top k by fused score."""
-    fused = (scaled(candidates).groupBy("user_idx", "item_idx")
-             .agg(F.sum(contribution(method, n_models, weights, depth, rrf_k)).alias("score")))
-    return top_k(fused, k)
+    return top_k(fused_scores(candidates, [method], n_models, weights, depth, rrf_k), k, method)
 
 
-def top_k(scored: DataFrame, k: int) -> DataFrame:
-    """Scores equal to 9 decimals tie and go by item index: a fused score is a sum whose order
-    Spark does not fix, so 0.1 + 0.2 and 0.3 would otherwise rank by rounding noise, differently
-    from run to run and from the ranker's own sum of the same terms."""
-    w = Window.partitionBy("user_idx").orderBy(F.desc(F.round("score", 9)), "item_idx")
+def top_k(scored: DataFrame, k: int, score: str = "score") -> DataFrame:
+    """(user_idx, rank, item_idx, score) by the `score` column. Scores equal to 9 decimals tie and
+    go by item index: a fused score is a sum whose order Spark does not fix, so 0.1 + 0.2 and 0.3
+    would otherwise rank by rounding noise, differently from run to run and from the ranker's own
+    sum of the same terms."""
+    w = Window.partitionBy("user_idx").orderBy(F.desc(F.round(score, 9)), "item_idx")
     return (scored.withColumn("rank", F.row_number().over(w)).where(F.col("rank") <= k)
-            .select("user_idx", "rank", "item_idx", F.col("score").cast("float")))
+            .select("user_idx", "rank", "item_idx", F.col(score).cast("float").alias("score")))
 
 
 def ndcg_at_k(users: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_relevant: dict[int, int],

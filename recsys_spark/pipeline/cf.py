@@ -146,15 +146,19 @@ def fallback_lists(ctx: Context, train: DataFrame) -> DataFrame:
     return popularity_recs(train, users, ctx.cfg.cf.k).cache()
 
 
-def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], DataFrame]]:
+def model_lists(ctx: Context, cut: str, depth: int,
+                users: DataFrame | None = None) -> dict[str, Callable[[], DataFrame]]:
     """Each model's builder of top-`depth` lists (user_idx, rank, item_idx, score) from one cut's
     history: the final cut's are what recommend writes; the tuning cut's, judged on validation,
-    are what hybrid fits its weights and ranker on. user_knn needs the final cut's user neighbours."""
+    are what hybrid fits its weights and ranker on. user_knn needs the final cut's user neighbours.
+    users: only these users get lists (hybrid learns from a sample); every model still learns from
+    everyone's history."""
     cf = ctx.cfg.cf
     train = history(ctx, "interactions", cut)
-    users = ctx.lake.read("gold", "id_map_users").select("user_idx")
+    listed = users if users is not None else ctx.lake.read("gold", "id_map_users").select("user_idx")
+    theirs = train if users is None else train.join(users, "user_idx", "left_semi")
     items = history(ctx, "item_features", cut)
-    seen = train.select("user_idx", "item_idx")
+    seen = theirs.select("user_idx", "item_idx")
 
     def cooccurrence() -> DataFrame:
         if cut == "final":
@@ -163,32 +167,56 @@ def model_lists(ctx: Context, cut: str, depth: int) -> dict[str, Callable[[], Da
 
     def recent() -> DataFrame:
         since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
-        return popularity_recs(train, users, depth, since)
+        return popularity_recs(train, listed, depth, since)
 
     models = {
         "als": lambda: als_recommend(ALSModel.load(model_path(ctx, "als" if cut == "final" else "als_tuning")),
-                                     depth, seen, cf.topk),
-        "ease": lambda: ease_recs(train, depth, cf.ease, cf.topk),
-        "popularity": lambda: popularity_recs(train, users, depth),
+                                     depth, seen, cf.topk, users),
+        "ease": lambda: ease_recs(train, depth, cf.ease, cf.topk, users=users),
+        "popularity": lambda: popularity_recs(train, listed, depth),
         "popularity_recent": recent,
-        "popularity_category": lambda: category_popularity_recs(train, items, users, depth, cf.category_top),
-        "item_knn": lambda: item_based_recs(train, cooccurrence(), depth),
-        "transitions": lambda: transition_recs(history(ctx, "sequences", cut), train, depth),
+        "popularity_category": lambda: category_popularity_recs(train, items, listed, depth, cf.category_top),
+        "item_knn": lambda: item_based_recs(theirs, cooccurrence(), depth),
+        "transitions": lambda: transition_recs(history(ctx, "sequences", cut), theirs, depth, users=users),
     }
     if cut == "final":
-        models["user_knn"] = lambda: user_based_recs(train, ctx.lake.read("gold", "user_neighbours"), depth)
+        models["user_knn"] = lambda: user_based_recs(theirs, ctx.lake.read("gold", "user_neighbours"), depth)
     if ctx.lake.exists("gold", "item_text_embeddings"):
-        models["content"] = lambda: content_recs(train, ctx.lake.read("gold", "item_text_embeddings"), depth,
+        models["content"] = lambda: content_recs(theirs, ctx.lake.read("gold", "item_text_embeddings"), depth,
                                                  cf.topk)
     return models
 
 
+def write_candidates(ctx: Context, stage: str, cut: str, name: str, lists: DataFrame) -> None:
+    """One model's lists of one cut into gold.candidates, which hybrid fuses."""
+    with ctx.progress.step(stage, f"gold.candidates cut={cut} model={name}") as step:
+        out = lists.select(F.lit(cut).alias("cut"), F.lit(name).alias("model"), "user_idx", "rank", "item_idx",
+                           F.col("score").cast("double"))
+        ctx.lake.overwrite(out, "gold", "candidates", replace_where=f"cut = '{cut}' AND model = '{name}'")
+        step.rows = ctx.lake.last_commit_metrics("gold", "candidates")["numOutputRows"]
+
+
+def candidate_lists(ctx: Context, cut: str, models: list[str], depth: int) -> DataFrame:
+    """(model, user_idx, rank, item_idx, score): the models' lists of one cut, to `depth`."""
+    return (ctx.lake.read("gold", "candidates")
+            .where((F.col("cut") == cut) & F.col("model").isin(*models) & (F.col("rank") <= depth)).drop("cut"))
+
+
 def _recommend(ctx: Context, run_id: str) -> None:
+    """A model that hybrid fuses is built once, to hybrid's depth, into gold.candidates (final
+    cut); its gold.recs lists are the first k of those."""
+    h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
     fallback = fallback_lists(ctx, history(ctx, "interactions"))
-    models = model_lists(ctx, "final", ctx.cfg.cf.k)
+    models = model_lists(ctx, "final", k)
     models["popularity"] = lambda: fallback
+    deep = model_lists(ctx, "final", max(k, h.candidates))
     for name, build in models.items():
-        write_recs(ctx, "recommend", name, run_id, build(), fallback)
+        if name in h.models:
+            write_candidates(ctx, "recommend", "final", name, deep[name]())
+            lists = candidate_lists(ctx, "final", [name], k)
+        else:
+            lists = build()
+        write_recs(ctx, "recommend", name, run_id, lists, fallback)
     fallback.unpersist()
 
 

@@ -1,6 +1,7 @@
-"""The hybrid stage: every configured model's top-`candidates` lists from both cuts land in
-gold.candidates; weights (coordinate ascent on NDCG@k) and the LightGBM ranker learn from the tuning
-cut's lists against validation; every method then fuses the final cut's lists into gold.recs as
+"""The hybrid stage: every configured model's top-`candidates` lists land in gold.candidates, from
+the final cut for every user and from the tuning cut for the validation users it learns from;
+weights (coordinate ascent on NDCG@k) and the LightGBM ranker learn from the tuning cut's lists
+against validation; every method then fuses the final cut's lists into gold.recs as
 hybrid_<method>. gold.recs_final holds the configured method's lists, what a service reads, with
 a share of items nobody has had yet and a reason per row; gold.popularity_context serves users with
 no history."""
@@ -19,9 +20,18 @@ from recsys_spark.content.recs import content_recs
 from recsys_spark.deep.data import local_path
 from recsys_spark.hybrid.coldstart import context_popularity, with_cold_items
 from recsys_spark.hybrid.explain import explain
-from recsys_spark.hybrid.fusion import METHODS, fit_weights, fuse
+from recsys_spark.hybrid.fusion import METHODS, fit_weights, fused_scores, top_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
-from recsys_spark.pipeline.cf import append_metrics, fallback_lists, held_out, history, model_lists, write_recs
+from recsys_spark.pipeline.cf import (
+    append_metrics,
+    candidate_lists,
+    fallback_lists,
+    held_out,
+    history,
+    model_lists,
+    write_candidates,
+    write_recs,
+)
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once, utc_now
 
@@ -33,26 +43,20 @@ def hybrid(ctx: Context) -> None:
     run_once(ctx, STAGE, lambda run_id: _hybrid(ctx, run_id))
 
 
-def _candidates(ctx: Context, cut: str) -> list[str]:
-    """Writes the cut's candidate lists; returns the models that had some."""
+def _candidates(ctx: Context, users: DataFrame) -> list[str]:
+    """Writes the tuning cut's lists for `users`; returns the models that had some."""
     h = ctx.cfg.hybrid
-    builders = model_lists(ctx, cut, h.candidates)
-    missing = [m for m in h.models if m not in builders]
-    if missing:
-        log.info("[%s] %s has no %s-cut lists here: left out", STAGE, ", ".join(missing), cut)
+    builders = model_lists(ctx, "tuning", h.candidates, users)
+    _left_out(ctx, "tuning", [m for m in h.models if m not in builders])
     models = [m for m in h.models if m in builders]
     for m in models:
-        with ctx.progress.step(STAGE, f"gold.candidates cut={cut} model={m}") as step:
-            lists = builders[m]().select(F.lit(cut).alias("cut"), F.lit(m).alias("model"), "user_idx", "rank",
-                                         "item_idx", F.col("score").cast("double"))
-            ctx.lake.overwrite(lists, "gold", "candidates", replace_where=f"cut = '{cut}' AND model = '{m}'")
-            step.rows = ctx.lake.last_commit_metrics("gold", "candidates")["numOutputRows"]
+        write_candidates(ctx, STAGE, "tuning", m, builders[m]())
     return models
 
 
-def _read(ctx: Context, cut: str, models: list[str]) -> DataFrame:
-    return (ctx.lake.read("gold", "candidates").where((F.col("cut") == cut) & F.col("model").isin(*models))
-            .drop("cut"))
+def _left_out(ctx: Context, cut: str, missing: list[str]) -> None:
+    if missing:
+        log.info("[%s] %s has no %s-cut lists here: left out", STAGE, ", ".join(missing), cut)
 
 
 def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
@@ -63,19 +67,26 @@ def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
 
 def _hybrid(ctx: Context, run_id: str) -> None:
     h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
-    models = _candidates(ctx, "tuning")
-    models = [m for m in _candidates(ctx, "final") if m in models]
+    truth = held_out(ctx, "validation")
+    # the weights and the ranker learn from up to max_users validation users: only they need
+    # tuning-cut lists
+    users = (truth.select("user_idx").distinct()
+             .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users).cache())
+    tuned = _candidates(ctx, users)
+    # the final cut's lists are recommend's, built to hybrid.candidates
+    built = {r[0] for r in candidate_lists(ctx, "final", tuned, h.candidates).select("model").distinct().collect()}
+    _left_out(ctx, "final", [m for m in tuned if m not in built])
+    models = [m for m in tuned if m in built]
     if len(models) < 2:
         raise ValueError(f"config key 'hybrid.models': fewer than two of {h.models} have lists to fuse")
     features = feature_names(models)
-    with ctx.progress.step(STAGE, f"learn weights and ranker (tuning cut, up to {h.max_users:,} users)") as step:
-        truth = held_out(ctx, "validation")
-        users = (truth.select("user_idx").distinct()
-                 .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users))
+    with ctx.progress.step(STAGE, f"learn weights and ranker (tuning cut, {users.count():,} users)") as step:
         truth = truth.join(users, "user_idx")
-        table = (_table(ctx, "tuning", models, _read(ctx, "tuning", models).join(users, "user_idx"))
+        table = (_table(ctx, "tuning", models, candidate_lists(ctx, "tuning", models, h.candidates))
                  .join(truth.withColumn("label", F.lit(1)), ["user_idx", "item_idx"], "left")
-                 .fillna(0, ["label"]).toPandas())
+                 .fillna(0, ["label"]).toPandas()
+                 # Spark's row order varies from run to run; tied scores and LightGBM must not
+                 .sort_values(["user_idx", "item_idx"], ignore_index=True))
         n_relevant = {int(r["user_idx"]): int(r["count"]) for r in truth.groupBy("user_idx").count().collect()}
         fitted, validation_ndcg = fit_weights(table, [f"{m}_score" for m in models], n_relevant, k,
                                               h.weight_steps, h.sweeps)
@@ -88,12 +99,14 @@ def _hybrid(ctx: Context, run_id: str) -> None:
              len(n_relevant))
     append_metrics(ctx, [(run_id, "hybrid_weighted", "ndcg", k, validation_ndcg, "validation", utc_now())])
     _save(ctx, weights, ranker, models)
+    users.unpersist()
 
-    final = _read(ctx, "final", models).cache()
+    final = candidate_lists(ctx, "final", models, h.candidates).cache()
     fallback = fallback_lists(ctx, history(ctx, "interactions"))
+    fused = fused_scores(final, METHODS, len(models), weights, h.candidates, h.rrf_k).cache()
     for method in METHODS:
-        write_recs(ctx, STAGE, f"hybrid_{method}", run_id,
-                   fuse(final, method, k, len(models), weights, h.candidates, h.rrf_k), fallback)
+        write_recs(ctx, STAGE, f"hybrid_{method}", run_id, top_k(fused, k, method), fallback)
+    fused.unpersist()
     reranked = rerank(_table(ctx, "final", models, final, weights), ranker, features, k)
     write_recs(ctx, STAGE, "hybrid_ranker", run_id, reranked, fallback)
     final.unpersist()
