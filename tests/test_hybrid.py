@@ -1,6 +1,7 @@
 """Hybrid fusion: every method on hand-made lists (scaling, ties, Borda, RRF), NDCG as evaluate
 computes it, weight fitting that finds a planted best weight, the ranker learning a planted
-signal, cold start, explanations naming their evidence, and the stage's tables on the tiny shop."""
+signal, cold start, explanations naming their evidence, and the stage's tables on the tiny shop
+(lists built for a sample of users are exactly those users' lists)."""
 from __future__ import annotations
 
 import numpy as np
@@ -13,6 +14,7 @@ from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import fit_weights, fuse, ndcg_at_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
 from recsys_spark.hybrid.serve import user_list
+from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
 
 # model a lists 10, 11, 12 for user 1; model b lists 11, 13
 LISTS = [("a", 1, 10, 1, 5.0), ("a", 1, 11, 2, 3.0), ("a", 1, 12, 3, 1.0),
@@ -155,6 +157,28 @@ def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
                .where("split = 'test' AND slice = 'all'").collect()}
     # fusion keeps what the models found: better than popularity by far on the planted tastes
     assert metrics[("hybrid_weighted", "ndcg")] > 2 * metrics[("popularity", "ndcg")]
+
+
+def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head_of_hybrids(shop):
+    k, depth = shop.cfg.cf.k, shop.cfg.hybrid.candidates
+    learners = held_out(shop, "validation").select("user_idx").distinct()
+    tuning = candidate_lists(shop, "tuning", shop.cfg.hybrid.models, depth)
+    # every validation user (fewer than hybrid.max_users here) and no one else has tuning-cut lists
+    assert sorted(r[0] for r in tuning.select("user_idx").distinct().collect()) == sorted(
+        r[0] for r in learners.collect())
+    some = learners.orderBy("user_idx").limit(25).cache()
+    everyone, only = model_lists(shop, "tuning", depth), model_lists(shop, "tuning", depth, some)
+    assert set(only) == set(everyone)
+    for name in everyone:
+        mine = everyone[name]().join(some, "user_idx", "left_semi").select("user_idx", "rank", "item_idx")
+        theirs = only[name]().select("user_idx", "rank", "item_idx")
+        assert sorted(mine.collect()) == sorted(theirs.collect()), name
+    # recommend's lists of a fused model are the first k of its final-cut candidates
+    for name in ("als", "ease", "item_knn"):
+        recs = (shop.lake.read("gold", "recs").where((F.col("model") == name) & ~F.col("filled"))
+                .select("user_idx", "rank", "item_idx"))
+        head = candidate_lists(shop, "final", [name], k).select("user_idx", "rank", "item_idx")
+        assert recs.count() > 0 and sorted(recs.collect()) == sorted(head.collect()), name
 
 
 def test_explanations_name_the_right_evidence_item(spark):
