@@ -56,7 +56,8 @@ def _candidates(ctx: Context, users: DataFrame) -> list[str]:
 
 def _left_out(ctx: Context, cut: str, missing: list[str]) -> None:
     if missing:
-        log.info("[%s] %s has no %s-cut lists here: left out", STAGE, ", ".join(missing), cut)
+        by = " (recommend builds them, to hybrid.candidates)" if cut == "final" else ""
+        log.info("[%s] %s has no %s-cut lists here%s: left out", STAGE, ", ".join(missing), cut, by)
 
 
 def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
