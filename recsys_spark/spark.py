@@ -62,7 +62,7 @@ def get_spark(cfg: Config) -> SparkSession:
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(cfg.spark.shuffle_partitions),
             "spark.sql.session.timeZone": "UTC",
             # toPandas and createDataFrame(pandas) through Arrow, as Databricks has it: row by row
-            # through pickle, 2M rows took 11 s against 3 s
+            # through pickle, 2M rows of three columns took 8.2 s against 0.9 s
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.ui.showConsoleProgress": "false",
             **cfg.spark.conf,

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from recsys_spark.hybrid.coldstart import cold_user_list, query_category, with_cold_items
 from recsys_spark.hybrid.explain import explain
-from recsys_spark.hybrid.fusion import fit_weights, fuse, ndcg_at_k
+from recsys_spark.hybrid.fusion import fit_weights, fused_scores, ndcg_at_k, top_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
 from recsys_spark.hybrid.serve import user_list
 from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
@@ -20,6 +20,11 @@ from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
 LISTS = [("a", 1, 10, 1, 5.0), ("a", 1, 11, 2, 3.0), ("a", 1, 12, 3, 1.0),
          ("b", 1, 11, 1, 0.9), ("b", 1, 13, 2, 0.5)]
 SCHEMA = "model string, user_idx int, item_idx int, rank int, score double"
+
+
+def fuse(candidates, method: str, k: int, n_models: int, weights=None, depth: int = 50, rrf_k: int = 60):
+    """One method's top k, as the stage takes it from the pass that scores every method."""
+    return top_k(fused_scores(candidates, [method], n_models, weights, depth, rrf_k), k, method)
 
 
 def _fused(spark, method: str, **kw) -> list[tuple[int, float]]:

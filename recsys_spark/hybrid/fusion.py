@@ -58,12 +58,6 @@ def fused_scores(candidates: DataFrame, methods: list[str], n_models: int, weigh
             .agg(*[F.sum(contribution(m, n_models, weights, depth, rrf_k)).alias(m) for m in methods]))
 
 
-def fuse(candidates: DataFrame, method: str, k: int, n_models: int, weights: dict[str, float] | None = None,
-         depth: int = 50, rrf_k: int = 60) -> DataFrame:
-    """(user_idx, rank, item_idx, score): the top k by fused score."""
-    return top_k(fused_scores(candidates, [method], n_models, weights, depth, rrf_k), k, method)
-
-
 def top_k(scored: DataFrame, k: int, score: str = "score") -> DataFrame:
     """(user_idx, rank, item_idx, score) by the `score` column. Scores equal to 9 decimals tie and
     go by item index: a fused score is a sum whose order Spark does not fix, so 0.1 + 0.2 and 0.3
