@@ -4,6 +4,8 @@ signal, cold start, explanations naming their evidence, and the stage's tables o
 (lists built for a sample of users are exactly those users' lists)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import fit_weights, fused_scores, ndcg_at_k, top_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
 from recsys_spark.hybrid.serve import user_list
+from recsys_spark.pipeline import run_stage
 from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
 
 # model a lists 10, 11, 12 for user 1; model b lists 11, 13
@@ -49,7 +52,7 @@ def test_each_method_on_hand_made_lists(spark):
 
 def test_a_tie_in_exact_arithmetic_goes_by_item_whatever_the_float_sum(spark):
     """Item 2 scores 0.1 + 0.2 (0.30000000000000004 in floats), item 1 scores 0.3: a tie, so item 1
-    comes first, and the ranker's lists without trees are the weighted fusion's."""
+    comes first, and the ranker's table (the trees' starting score) orders it the same way."""
     rows = [(m, 0, item, rank, score) for m, listed in (("m1", [(10, 1.0), (2, 0.1), (11, 0.0)]),
                                                         ("m2", [(12, 1.0), (2, 0.2), (13, 0.0)]),
                                                         ("m3", [(14, 1.0), (1, 0.3), (15, 0.0)]))
@@ -61,7 +64,7 @@ def test_a_tie_in_exact_arithmetic_goes_by_item_whatever_the_float_sum(spark):
     items = spark.createDataFrame([(i, 1) for i in range(16)], "item_idx int, n_users int")
     users = spark.createDataFrame([(0, 1)], "user_idx int, n_events int")
     table = ranker_table(candidates, list(weights), 3, items, users, weights)
-    plain = rerank(table, None, feature_names(list(weights)), 5).orderBy("rank").collect()
+    plain = top_k(table, 5, "weighted").orderBy("rank").collect()
     assert [r["item_idx"] for r in plain] == [10, 12, 14, 1, 2]
 
 
@@ -107,8 +110,9 @@ def test_weight_fitting_recovers_the_planted_best_weight():
 
 
 def test_the_ranker_learns_a_planted_signal_and_reranks_in_spark(spark):
-    """Model `good` lists the relevant item somewhere in its top 3, model `bad` lists it last: the
-    learned ranker puts it first."""
+    """Model `good` lists the relevant item somewhere in its top 3, model `bad` lists it last and
+    carries most of the weighted fusion, which therefore ranks it low: the trees learn that `good`
+    knows better and put it first."""
     rows, labels = [], []
     rng = np.random.default_rng(1)
     for user in range(60):
@@ -123,13 +127,16 @@ def test_the_ranker_learns_a_planted_signal_and_reranks_in_spark(spark):
     candidates = spark.createDataFrame(rows, SCHEMA)
     items = spark.createDataFrame([(i, 1) for i in {r[2] for r in rows}], "item_idx int, n_users int")
     users = spark.createDataFrame([(u, 5) for u in range(60)], "user_idx int, n_events int")
-    table = ranker_table(candidates, ["good", "bad"], 5, items, users, {"good": 1.0, "bad": 0.5})
+    table = ranker_table(candidates, ["good", "bad"], 5, items, users, {"good": 0.2, "bad": 1.0})
     truth = spark.createDataFrame(labels, "user_idx int, item_idx int, label int")
     frame = table.join(truth, ["user_idx", "item_idx"], "left").fillna(0, ["label"]).toPandas()
     features = feature_names(["good", "bad"])
     assert frame.loc[frame["item_idx"] == 100, "bad_rank"].iloc[0] == 5      # listed last by `bad`
-    assert np.allclose(frame["weighted"], frame["good_score"] + 0.5 * frame["bad_score"])  # the linear fusion
+    assert np.allclose(frame["weighted"], 0.2 * frame["good_score"] + frame["bad_score"])  # the linear fusion
+    blend_top = frame.loc[frame.groupby("user_idx")["weighted"].idxmax()]
+    assert (blend_top["item_idx"] != 100 + blend_top["user_idx"]).all()   # the blend alone misses every one
     model = train(frame, features, num_leaves=4, n_estimators=30, learning_rate=0.2, seed=0)
+    assert model is not None
     top = rerank(table, model, features, 1).where(F.col("rank") == 1).collect()
     assert all(r["item_idx"] == 100 + r["user_idx"] for r in top) and len(top) == 60
 
@@ -141,12 +148,9 @@ def test_the_ranker_learns_a_planted_signal_and_reranks_in_spark(spark):
     assert noise is None or noise.num_trees() < 100
 
     # the blend already ranks every relevant item first: no tree can help, so there is no booster
-    # and the ranker's lists are the blend's
+    # (the stage then lists the weighted fusion's top k as hybrid_ranker)
     frame["label"] = (frame["weighted"] == frame.groupby("user_idx")["weighted"].transform("max")).astype(int)
     assert train(frame, features, num_leaves=4, n_estimators=30, learning_rate=0.2, seed=0) is None
-    top = rerank(table, None, features, 1).toPandas()
-    best = frame.loc[frame["label"] == 1, ["user_idx", "item_idx"]]
-    assert sorted(map(tuple, top[["user_idx", "item_idx"]].to_numpy())) == sorted(map(tuple, best.to_numpy()))
 
 
 def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
@@ -184,6 +188,17 @@ def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head
                 .select("user_idx", "rank", "item_idx"))
         head = candidate_lists(shop, "final", [name], k).select("user_idx", "rank", "item_idx")
         assert recs.count() > 0 and sorted(recs.collect()) == sorted(head.collect()), name
+
+
+def test_hybrid_asked_for_deeper_lists_than_recommend_built_says_so_and_writes_nothing(shop):
+    h = shop.cfg.hybrid
+    deeper = shop.cfg.model_copy(update={"hybrid": h.model_copy(update={"candidates": h.candidates + 10})})
+    tables = ("candidates", "recs", "recs_final", "runs")
+    before = [shop.lake.version("gold", t) for t in tables]
+    with pytest.raises(ValueError, match=rf"'hybrid.candidates' is {h.candidates + 10}.*depth {h.candidates}: "
+                                         "run recommend first"):
+        run_stage(dataclasses.replace(shop, cfg=deeper), "hybrid")
+    assert [shop.lake.version("gold", t) for t in tables] == before
 
 
 def test_explanations_name_the_right_evidence_item(spark):

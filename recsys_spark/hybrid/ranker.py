@@ -82,15 +82,15 @@ def train(table: pd.DataFrame, features: list[str], num_leaves: int, n_estimator
     return lambdarank(x, y, groups, num_leaves, trees, learning_rate, seed, base)
 
 
-def rerank(table: DataFrame, model: lgb.Booster | None, features: list[str], k: int) -> DataFrame:
+def rerank(table: DataFrame, model: lgb.Booster, features: list[str], k: int) -> DataFrame:
     """(user_idx, rank, item_idx, score): the final cut's candidates by the weighted fusion's score
-    plus the trees' correction (none without a model)."""
-    booster = table.sparkSession.sparkContext.broadcast(model.model_to_string() if model else None)
+    plus the trees' correction."""
+    booster = table.sparkSession.sparkContext.broadcast(model.model_to_string())
 
     def score(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        scorer = lgb.Booster(model_str=booster.value) if booster.value else None
+        scorer = lgb.Booster(model_str=booster.value)
         for f in frames:
-            correction = scorer.predict(f[features].to_numpy(np.float32), num_threads=1) if scorer else 0.0
+            correction = scorer.predict(f[features].to_numpy(np.float32), num_threads=1)
             yield pd.DataFrame({"user_idx": f["user_idx"], "item_idx": f["item_idx"],
                                 "score": f["weighted"] + correction})
 

@@ -33,7 +33,7 @@ from recsys_spark.pipeline.cf import (
     write_recs,
 )
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.runs import run_once, utc_now
+from recsys_spark.pipeline.runs import last_run, run_once, utc_now
 
 log = logging.getLogger("recsys_spark")
 STAGE = "hybrid"
@@ -60,6 +60,20 @@ def _left_out(ctx: Context, cut: str, missing: list[str]) -> None:
         log.info("[%s] %s has no %s-cut lists here%s: left out", STAGE, ", ".join(missing), cut, by)
 
 
+def _final_depth(ctx: Context) -> None:
+    """Fails before any work when recommend's last run built the final cut's lists shallower than
+    hybrid.candidates now asks: the config changed and only hybrid was re-run."""
+    run = last_run(ctx, "recommend")
+    if run is None:
+        return
+    read = json.loads(run["config_read"])
+    built = max(read.get("hybrid.candidates", 0), read.get("cf.k", 0))
+    wanted = ctx.cfg.hybrid.candidates
+    if built < wanted:
+        raise ValueError(f"config key 'hybrid.candidates' is {wanted}, but recommend's last run ({run['run_id']}) "
+                         f"built the final cut's lists to depth {built}: run recommend first")
+
+
 def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
            weights: dict[str, float] | None = None) -> DataFrame:
     return ranker_table(candidates, models, ctx.cfg.hybrid.candidates, history(ctx, "item_features", cut),
@@ -68,6 +82,7 @@ def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
 
 def _hybrid(ctx: Context, run_id: str) -> None:
     h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
+    _final_depth(ctx)
     truth = held_out(ctx, "validation")
     # the weights and the ranker learn from up to max_users validation users: only they need
     # tuning-cut lists
@@ -107,9 +122,11 @@ def _hybrid(ctx: Context, run_id: str) -> None:
     fused = fused_scores(final, METHODS, len(models), weights, h.candidates, h.rrf_k).cache()
     for method in METHODS:
         write_recs(ctx, STAGE, f"hybrid_{method}", run_id, top_k(fused, k, method), fallback)
-    fused.unpersist()
-    reranked = rerank(_table(ctx, "final", models, final, weights), ranker, features, k)
+    # with no tree the ranker's lists are the weighted fusion's: its feature table is not built
+    reranked = (top_k(fused, k, "weighted") if ranker is None
+                else rerank(_table(ctx, "final", models, final, weights), ranker, features, k))
     write_recs(ctx, STAGE, "hybrid_ranker", run_id, reranked, fallback)
+    fused.unpersist()
     final.unpersist()
     fallback.unpersist()
     _final_lists(ctx, run_id)
