@@ -202,6 +202,11 @@ def candidate_lists(ctx: Context, cut: str, models: list[str], depth: int) -> Da
             .where((F.col("cut") == cut) & F.col("model").isin(*models) & (F.col("rank") <= depth)).drop("cut"))
 
 
+def final_depth(k: int, candidates: int) -> int:
+    """How deep recommend builds the final cut's lists of the models hybrid fuses."""
+    return max(k, candidates)
+
+
 def _recommend(ctx: Context, run_id: str) -> None:
     """A model that hybrid fuses is built once, to hybrid's depth, into gold.candidates (final
     cut); its gold.recs lists are the first k of those."""
@@ -209,7 +214,7 @@ def _recommend(ctx: Context, run_id: str) -> None:
     fallback = fallback_lists(ctx, history(ctx, "interactions"))
     models = model_lists(ctx, "final", k)
     models["popularity"] = lambda: fallback
-    deep = model_lists(ctx, "final", max(k, h.candidates))
+    deep = model_lists(ctx, "final", final_depth(k, h.candidates))
     for name, build in models.items():
         if name in h.models:
             write_candidates(ctx, "recommend", "final", name, deep[name]())

@@ -26,6 +26,7 @@ from recsys_spark.pipeline.cf import (
     append_metrics,
     candidate_lists,
     fallback_lists,
+    final_depth,
     held_out,
     history,
     model_lists,
@@ -60,14 +61,14 @@ def _left_out(ctx: Context, cut: str, missing: list[str]) -> None:
         log.info("[%s] %s has no %s-cut lists here%s: left out", STAGE, ", ".join(missing), cut, by)
 
 
-def _final_depth(ctx: Context) -> None:
+def _check_final_depth(ctx: Context) -> None:
     """Fails before any work when recommend's last run built the final cut's lists shallower than
     hybrid.candidates now asks: the config changed and only hybrid was re-run."""
     run = last_run(ctx, "recommend")
     if run is None:
         return
     read = json.loads(run["config_read"])
-    built = max(read.get("hybrid.candidates", 0), read.get("cf.k", 0))
+    built = final_depth(read.get("cf.k", 0), read.get("hybrid.candidates", 0))
     wanted = ctx.cfg.hybrid.candidates
     if built < wanted:
         raise ValueError(f"config key 'hybrid.candidates' is {wanted}, but recommend's last run ({run['run_id']}) "
@@ -82,7 +83,7 @@ def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
 
 def _hybrid(ctx: Context, run_id: str) -> None:
     h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
-    _final_depth(ctx)
+    _check_final_depth(ctx)
     truth = held_out(ctx, "validation")
     # the weights and the ranker learn from up to max_users validation users: only they need
     # tuning-cut lists
