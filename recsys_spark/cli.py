@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         quality_summary,
         run_stage,
         table_summary,
+        warn_stale_upstream,
     )
     from recsys_spark.pipeline.context import Context
     from recsys_spark.pipeline.progress import format_table
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     ctx = Context.create(cfg)
+    warn_stale_upstream(ctx, stages)
     seconds = {name: run_stage(ctx, name) for name in stages}
     if args.command == "pipeline":
         print("\nQuality report (rows failed per check, all batches):")

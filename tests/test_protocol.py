@@ -4,15 +4,19 @@ and the generic file formats that next-item data sets come in.
 The planted data: every user walks the catalogue in order (item i is followed by i + 1), so the
 transition model's next item after the user's last one is known exactly.
 """
+import logging
+
 import pytest
 from pyspark.sql import functions as F
 
+from recsys_spark.cli import main
 from recsys_spark.config import FileSourceConf
 from recsys_spark.data.raw import read_file_source
 from recsys_spark.evaluation.ranking import fill_to_k
-from recsys_spark.pipeline import run_stage
+from recsys_spark.pipeline import run_stage, warn_stale_upstream
 from recsys_spark.pipeline.cf import history
 from recsys_spark.pipeline.runs import changed_reads, last_run
+from tests.conftest import TINY
 
 N_USERS, N_ITEMS, STEPS = 60, 20, 6
 
@@ -131,6 +135,24 @@ def test_a_stage_runs_again_when_what_it_read_changed(walked, make_module_ctx):
     run_stage(make_module_ctx(*grid, dataset=walked_yaml(walked)), "train_als")
     other = make_module_ctx(*grid, "cf.relevant_event_types=[click]", dataset=walked_yaml(walked))
     assert "config cf.relevant_event_types" in changed_reads(other, last_run(other, "train_als"))
+
+
+def test_a_stage_run_alone_names_the_earlier_stages_its_config_outdated(walked, make_module_ctx, caplog):
+    """A changed setting of an earlier stage that is not re-run: its tables follow the old value, so
+    running a later stage alone warns, naming that stage, the key and both values."""
+    then = walked.cfg.features.half_life_days
+    changed = make_module_ctx("features.half_life_days=7", dataset=walked_yaml(walked))
+    assert warn_stale_upstream(changed, ["train_als"]) == {"features": {"features.half_life_days": (then, 7.0)}}
+    assert warn_stale_upstream(changed, ["features", "train_als"]) == {}  # re-run in the same run
+    assert warn_stale_upstream(walked, ["train_als"]) == {}
+
+    root = walked.cfg.lakehouse.root
+    sets = [a for s in [*TINY, f"lakehouse.root={root}", f"lakehouse.checkpoint_dir={root}/../ckpt",
+                        "quality.max_quantity=5"] for a in ("--set", s)]
+    with caplog.at_level(logging.WARNING, logger="recsys_spark"):
+        assert main(["run", "features", "--dataset", walked_yaml(walked), *sets]) == 0
+    assert ("[quality] config changed since its last run (quality.max_quantity: 10000 -> 5): its tables follow "
+            "the old values; run quality before features") in caplog.text
 
 
 def walked_yaml(ctx) -> str:

@@ -1,6 +1,7 @@
 """The stages the jobs call, in pipeline order, and the end-of-run summary."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pyspark.sql import functions as F
 from recsys_spark.pipeline import bandit, cf, deep, features, hybrid, ingest, maintain, quality, search
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.progress import format_table
+from recsys_spark.pipeline.runs import stale_stages
 from recsys_spark.spark import stage_caches
 
 log = logging.getLogger("recsys_spark")
@@ -54,6 +56,27 @@ def run_stage(ctx: Context, name: str) -> float:
     seconds = time.perf_counter() - start
     log.info("[%s] done in %.1fs", name, seconds)
     return seconds
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def warn_stale_upstream(ctx: Context, stages: list[str]) -> dict[str, dict]:
+    """Before running `stages` without the stages that come before them: those earlier stages whose
+    config changed since they last ran. Their tables, which `stages` read, still follow the old
+    values (and a stage whose inputs are unchanged skips), so each is named with its changed keys
+    and the stage to re-run. A warning, not a stop: comparing against old inputs can be meant."""
+    order = list(STAGES)
+    last = max((order.index(s) for s in stages if s in order), default=0)
+    stale = stale_stages(ctx, [s for s in order[:last] if s not in stages])
+    for stage, changed in stale.items():
+        keys = "; ".join(f"{key}: {_short(then)} -> {_short(now)}" for key, (then, now) in list(changed.items())[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        log.warning("[%s] config changed since its last run (%s%s): its tables follow the old values; "
+                    "run %s before %s, or run the pipeline", stage, keys, more, stage, ", ".join(stages))
+    return stale
 
 
 def table_summary(ctx: Context) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
+from pyspark.sql import Window
 from pyspark.sql import functions as F
 
 from recsys_spark.config import Config
@@ -94,12 +95,30 @@ def last_run(ctx: Context, stage: str) -> dict | None:
     return row.asDict() if row else None
 
 
+def changed_config(cfg: Config, config_read: str) -> dict[str, tuple[Any, Any]]:
+    """The config values a run read (its config_read) that differ now: key -> (then, now)."""
+    then = json.loads(config_read)
+    now = {key: current_value(cfg, key) for key in then}
+    return {key: (value, now[key]) for key, value in then.items() if now[key] != value}
+
+
 def changed_reads(ctx: Context, run: dict) -> list[str]:
     """What the run read that is different now: table identities and config values, by name."""
-    tables, config = json.loads(run["inputs"]), json.loads(run["config_read"])
+    tables = json.loads(run["inputs"])
     out = [f"table {name}" for name, ident in tables.items() if ctx.lake.identity(*name.split(".")) != ident]
-    out += [f"config {key}" for key, value in config.items() if current_value(ctx.cfg, key) != value]
-    return out
+    return out + [f"config {key}" for key in changed_config(ctx.cfg, run["config_read"])]
+
+
+def stale_stages(ctx: Context, stages: list[str]) -> dict[str, dict[str, tuple[Any, Any]]]:
+    """Of `stages`, those whose last run read config values that differ now, with those values:
+    the tables they wrote still follow the old ones."""
+    if not stages or not ctx.lake.exists("gold", "runs"):
+        return {}
+    newest = Window.partitionBy("stage").orderBy(F.desc("finished_at"))
+    rows = (ctx.lake.read("gold", "runs").where(F.col("stage").isin(stages))
+            .withColumn("_n", F.row_number().over(newest)).where("_n = 1").select("stage", "config_read").collect())
+    changed = {r["stage"]: changed_config(ctx.cfg, r["config_read"]) for r in rows}
+    return {stage: changed[stage] for stage in stages if changed.get(stage)}
 
 
 def run_once(ctx: Context, stage: str, body) -> None:
