@@ -65,6 +65,9 @@ def get_spark(cfg: Config) -> SparkSession:
             # through pickle, 2M rows of three columns took 8.2 s against 0.9 s
             "spark.sql.execution.arrow.pyspark.enabled": "true",
             "spark.ui.showConsoleProgress": "false",
+            # plans of the wider gold tables pass Spark's default of 25 fields, which it warns about
+            # once a session: noise in a shopper's `search` or `recommend`
+            "spark.sql.debug.maxToStringFields": "200",
             **cfg.spark.conf,
         }
         if cfg.runtime == "local":

@@ -62,10 +62,14 @@ def pick_device(device: str) -> str:
 
 @lru_cache(maxsize=2)
 def load_model(device: str = "auto"):
-    """The SentenceTransformer, with every hub lookup switched off."""
+    """The SentenceTransformer, with every hub lookup switched off, and without transformers' bar
+    for loading a 90 MB file, which would print in a shopper's search and every worker's log."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
     return SentenceTransformer(str(model_dir()), device=pick_device(device))
 
