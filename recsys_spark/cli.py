@@ -39,13 +39,12 @@ def parser() -> argparse.ArgumentParser:
 
 def print_recommendations(args, cfg) -> int:
     from recsys_spark.hybrid.serve import user_list
-    from recsys_spark.lakehouse import Lakehouse
+    from recsys_spark.lakehouse import serving_tables
     from recsys_spark.pipeline.progress import format_table
-    from recsys_spark.spark import get_spark
 
     context = {c: v for c, v in (("region", args.region), ("age_band", args.age_band)) if v}
     try:
-        recs = user_list(Lakehouse(get_spark(cfg), cfg), args.user, args.k, context, args.query)
+        recs = user_list(serving_tables(cfg), args.user, args.k, context, args.query)
     except LookupError as e:
         print(f"recsys-spark: {e}", file=sys.stderr)
         return 2

@@ -3,11 +3,15 @@ fusion, the offline embedding model, bad queries, and a re-ranker that finds pla
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 
 import numpy as np
+import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from recsys_spark.hybrid.serve import user_list
+from recsys_spark.lakehouse import LocalTables, serving_tables
 from recsys_spark.pipeline.features import update_id_map
 from recsys_spark.pipeline.search import _index
 from recsys_spark.search import embed
@@ -219,6 +223,28 @@ def test_unknown_user_gets_plain_hybrid_search(shop):
     unknown = searcher.search("premium lamp", user="no-such-user", mode="personalised")
     assert unknown.mode == "hybrid" and ids(unknown) == ids(hybrid)
     assert searcher.search("premium lamp", user=int(user), mode="personalised").mode == "personalised"
+
+
+def test_serving_without_spark_reads_what_spark_reads(shop):
+    """delta-rs on the local lakehouse (what `search` and `recommend` use) gives the Searcher and a
+    user's list exactly what the Spark reads give."""
+    local = serving_tables(shop.cfg)
+    assert isinstance(local, LocalTables)
+    by_spark, by_rust = Searcher.load(shop.cfg, lake=shop.lake), Searcher.load(shop.cfg, lake=local)
+    user = int(shop.lake.read("gold", "interactions").where(F.col("cut") == "final").first()["user_idx"])
+    for query, who, mode in [("premium lamp", None, "hybrid"), ("premium lamp", user, "personalised"),
+                             ("lamp", None, "bm25")]:
+        a, b = by_spark.search(query, user=who, mode=mode), by_rust.search(query, user=who, mode=mode)
+        assert a.mode == b.mode and a.facets == b.facets
+        assert [(h.item_id, h.score, h.why) for h in a.hits] == [(h.item_id, h.score, h.why) for h in b.hits]
+    known = shop.lake.read("gold", "recs_final").join(shop.lake.read("gold", "id_map_users"), "user_idx").first()
+    now = datetime(2024, 5, 4, 20)
+    for who in (known["user_id"], "u-never-seen"):
+        a = user_list(shop.lake, who, 7, {"region": "north"}, query="shoes", now=now)
+        pd.testing.assert_frame_equal(a, user_list(local, who, 7, {"region": "north"}, query="shoes", now=now))
+    assert not local.exists("gold", "no_such_table")
+    with pytest.raises(FileNotFoundError, match="gold/no_such_table does not exist yet"):
+        local.frame("gold", "no_such_table")
 
 
 def test_cli_search_prints_ranked_hits_why_and_facets(shop):

@@ -164,12 +164,11 @@ class Searcher:
     @classmethod
     def load(cls, cfg, spark=None, cut: str = "final", ranker: bool = True, lake=None) -> Searcher:
         """The latest index version and the users' `cut` history (final: train + validation),
-        read through Spark once."""
-        from recsys_spark.lakehouse import Lakehouse
+        read once: through `lake` or `spark` when given, else lakehouse.serving_tables."""
+        from recsys_spark.lakehouse import serving_tables
         from recsys_spark.search.store import load
-        from recsys_spark.spark import get_spark
 
-        lake = lake or Lakehouse(spark or get_spark(cfg), cfg)
+        lake = lake or serving_tables(cfg, spark)
         return cls(cfg.search, *load(cfg, lake, cut, ranker))
 
     # -- query analysis ---------------------------------------------------------------------

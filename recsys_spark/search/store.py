@@ -1,5 +1,6 @@
 """Reads the latest search index and the users' history from the lakehouse into the arrays the
-Searcher holds. One read per table, through Spark, then everything is numpy and scipy."""
+Searcher holds. One read per table (delta-rs on a local lakehouse, else Spark: lakehouse.frame),
+then everything is numpy and scipy."""
 from __future__ import annotations
 
 import json
@@ -8,11 +9,10 @@ import os
 
 import numpy as np
 import pandas as pd
-from pyspark.sql import functions as F
 from scipy import sparse
 
 from recsys_spark.deep.data import local_path
-from recsys_spark.lakehouse import Lakehouse
+from recsys_spark.lakehouse import Lakehouse, LocalTables
 from recsys_spark.search.index import FIELDS
 from recsys_spark.search.searcher import Index, SearchError, Users, bm25_impacts
 
@@ -26,17 +26,17 @@ def _csr(rows, cols, values, shape) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
 
 
-def load_index(cfg, lake: Lakehouse) -> Index:
+def load_index(cfg, lake: Lakehouse | LocalTables) -> Index:
     if not lake.exists("gold", "search_postings"):
         raise SearchError("no search index yet: run `recsys-spark run search_index` first")
     conf = cfg.search
     columns = ["item_idx", "item_id", "title", "category", "brand", "price", "stock"]
-    items = lake.read("gold", "item_text").select(*columns).toPandas().sort_values("item_idx").reset_index(drop=True)
+    items = lake.frame("gold", "item_text", columns).sort_values("item_idx").reset_index(drop=True)
     position = dict(zip(items["item_idx"].tolist(), range(len(items)), strict=True))
-    terms = lake.read("gold", "search_terms").toPandas().sort_values("term").reset_index(drop=True)
+    terms = lake.frame("gold", "search_terms").sort_values("term").reset_index(drop=True)
     term_row = dict(zip(terms["term"].tolist(), range(len(terms)), strict=True))
-    post = lake.read("gold", "search_postings").toPandas()
-    lengths_pdf = lake.read("gold", "search_fields").toPandas()
+    post = lake.frame("gold", "search_postings")
+    lengths_pdf = lake.frame("gold", "search_fields")
     shape = (len(terms), len(items))
     tf, lengths = {}, {}
     for name in FIELDS:
@@ -49,27 +49,25 @@ def load_index(cfg, lake: Lakehouse) -> Index:
     impacts = bm25_impacts(tf, lengths, dict(conf.fields), idf, conf.k1, conf.b)
     field_impacts = {name: bm25_impacts({name: tf[name]}, {name: lengths[name]}, {name: 1.0}, idf, conf.k1, conf.b)
                      for name in FIELDS}
-    words = (lake.read("gold", "search_vocabulary").groupBy("word").agg(F.max("df").alias("df"))
-             .toPandas().sort_values("word").reset_index(drop=True))
+    words = lake.frame("gold", "search_vocabulary", ["word", "df"]).groupby("word", as_index=False)["df"].max()
     embeddings = None
     if lake.exists("gold", "item_text_embeddings"):
-        e = lake.read("gold", "item_text_embeddings").toPandas()
+        e = lake.frame("gold", "item_text_embeddings")
         embeddings = np.zeros((len(items), len(e["embedding"].iat[0]) if len(e) else 0), dtype=np.float32)
         embeddings[e["item_idx"].map(position).to_numpy()] = np.stack(e["embedding"].to_numpy())
     return Index(items, term_row, impacts, field_impacts, words, embeddings, position, idf, tf, lengths)
 
 
-def load_users(lake: Lakehouse, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
+def load_users(lake: Lakehouse | LocalTables, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
     """Each user's weighted history in the cut, and per item its popularity (log of distinct
     users) and the days since its last interaction."""
-    inter = (lake.read("gold", "interactions").where(F.col("cut") == cut)
-             .select("user_idx", "item_idx", "confidence", "last_ts").toPandas())
+    inter = lake.frame("gold", "interactions", ["user_idx", "item_idx", "confidence", "last_ts"], [("cut", "=", cut)])
     inter = inter[inter["item_idx"].isin(index.position.keys())]
     users = np.sort(inter["user_idx"].unique())
     row = dict(zip(users.tolist(), range(len(users)), strict=True))
     cols = inter["item_idx"].map(index.position).to_numpy()
     history = _csr(inter["user_idx"].map(row), cols, inter["confidence"], (len(users), len(index.items)))
-    ids = lake.read("gold", "id_map_users").select("user_id", "user_idx").toPandas()
+    ids = lake.frame("gold", "id_map_users", ["user_id", "user_idx"])
     n = len(index.items)
     end = inter["last_ts"].max()
     per_item = inter.assign(pos=cols).groupby("pos").agg(users=("user_idx", "nunique"), last=("last_ts", "max"))
@@ -79,7 +77,7 @@ def load_users(lake: Lakehouse, index: Index, cut: str) -> tuple[Users, pd.DataF
     return Users(history, row, dict(zip(ids["user_id"].astype(str), ids["user_idx"].astype(int), strict=True))), stats
 
 
-def load_ranker(lake: Lakehouse):
+def load_ranker(lake: Lakehouse | LocalTables):
     path = local_path(lake.model_path(RANKER))
     if not os.path.exists(path):
         return None
@@ -88,7 +86,7 @@ def load_ranker(lake: Lakehouse):
     return lgb.Booster(model_file=path)
 
 
-def load_fusion(lake: Lakehouse) -> dict | None:
+def load_fusion(lake: Lakehouse | LocalTables) -> dict | None:
     path = local_path(lake.model_path(FUSION))
     if not os.path.exists(path):
         return None
@@ -96,7 +94,7 @@ def load_fusion(lake: Lakehouse) -> dict | None:
         return json.load(f)
 
 
-def load(cfg, lake: Lakehouse, cut: str, ranker: bool) -> tuple:
+def load(cfg, lake: Lakehouse | LocalTables, cut: str, ranker: bool) -> tuple:
     """(index, users, item stats, ranker or None, fusion): the Searcher's arguments after its config."""
     index = load_index(cfg, lake)
     users, stats = load_users(lake, index, cut) if lake.exists("gold", "interactions") else (None, None)
