@@ -10,7 +10,6 @@ start, elsewhere through Spark.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pandas as pd
@@ -204,7 +203,7 @@ class LocalTables:
     def exists(self, layer: str, table: str) -> bool:
         from deltalake import DeltaTable as RustDeltaTable
 
-        return os.path.isdir(self._path(layer, table)) and RustDeltaTable.is_deltatable(self._path(layer, table))
+        return RustDeltaTable.is_deltatable(self._path(layer, table))
 
     def frame(self, layer: str, table: str, columns: list[str] | None = None, where: Where = ()) -> pd.DataFrame:
         """As Lakehouse.frame; timestamps naive in UTC, as Spark's session (UTC) gives them."""
