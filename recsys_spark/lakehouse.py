@@ -25,6 +25,13 @@ Where = list[tuple[str, str, Any]]
 HOUSEKEEPING = ("OPTIMIZE", "VACUUM START", "VACUUM END")   # commits that leave the rows as they were
 
 
+def table_path(root: str, layer: str, table: str) -> str:
+    """Where a table lives in a lakehouse of directories."""
+    if layer not in LAYERS:
+        raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
+    return f"{root}/{layer}/{table}"
+
+
 class Lakehouse:
     def __init__(self, spark: SparkSession, cfg: Config):
         self.spark = spark
@@ -47,9 +54,8 @@ class Lakehouse:
         return f"{self.models_dir}/{name}"
 
     def ref(self, layer: str, table: str) -> str:
-        if layer not in LAYERS:
-            raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
-        return f"{self._schema(layer)}.{table}" if self.by_name else f"{self.root}/{layer}/{table}"
+        path = table_path(self.root, layer, table)
+        return f"{self._schema(layer)}.{table}" if self.by_name else path
 
     def _schema(self, layer: str) -> str:
         """`<catalog>.<layer>`; in Spark's own session catalog just `<layer>`, since open-source
@@ -178,7 +184,7 @@ class LocalTables:
     through Spark, in a fraction of a second rather than after a JVM and a session start."""
 
     def __init__(self, cfg: Config):
-        self.root = cfg.lakehouse.root.rstrip("/")
+        self.root = cfg.lakehouse.root.removeprefix("file://").rstrip("/")
         self.models_dir = (cfg.lakehouse.models_dir or f"{self.root}/_models").rstrip("/")
 
     @staticmethod
@@ -193,9 +199,7 @@ class LocalTables:
         return True
 
     def _path(self, layer: str, table: str) -> str:
-        if layer not in LAYERS:
-            raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
-        return f"{self.root.removeprefix('file://')}/{layer}/{table}"
+        return table_path(self.root, layer, table)
 
     def model_path(self, name: str) -> str:
         return f"{self.models_dir}/{name}"
@@ -219,7 +223,11 @@ class LocalTables:
         return pdf
 
 
-def serving_tables(cfg: Config, spark: SparkSession | None = None) -> Lakehouse | LocalTables:
+# what serving reads through: the same `exists`, `frame` and `model_path` either way
+Tables = Lakehouse | LocalTables
+
+
+def serving_tables(cfg: Config, spark: SparkSession | None = None) -> Tables:
     """What serving reads through: delta-rs on a local lakehouse unless a session is handed in,
     else Spark (clusters, Databricks' catalog)."""
     if spark is None and LocalTables.usable(cfg):

@@ -8,12 +8,12 @@ from datetime import datetime
 import pandas as pd
 
 from recsys_spark.hybrid.coldstart import DAYPARTS, cold_user_list, query_category
-from recsys_spark.lakehouse import Lakehouse, LocalTables
+from recsys_spark.lakehouse import Tables
 
 COLUMNS = ["rank", "item_id", "title", "score", "reason", "evidence"]
 
 
-def user_list(lake: Lakehouse | LocalTables, user_id: str, k: int, context: dict[str, str] | None = None,
+def user_list(lake: Tables, user_id: str, k: int, context: dict[str, str] | None = None,
               query: str | None = None, now: datetime | None = None) -> pd.DataFrame:
     """(rank, item_id, title, score, reason, evidence)."""
     for table in ("recs_final", "popularity_context"):

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import sparse
 
 from recsys_spark.deep.data import local_path
-from recsys_spark.lakehouse import Lakehouse, LocalTables
+from recsys_spark.lakehouse import Tables
 from recsys_spark.search.index import FIELDS
 from recsys_spark.search.searcher import Index, SearchError, Users, bm25_impacts
 
@@ -26,7 +26,7 @@ def _csr(rows, cols, values, shape) -> sparse.csr_matrix:
     return sparse.csr_matrix((np.asarray(values, dtype=np.float32), (np.asarray(rows), np.asarray(cols))), shape=shape)
 
 
-def load_index(cfg, lake: Lakehouse | LocalTables) -> Index:
+def load_index(cfg, lake: Tables) -> Index:
     if not lake.exists("gold", "search_postings"):
         raise SearchError("no search index yet: run `recsys-spark run search_index` first")
     conf = cfg.search
@@ -58,7 +58,7 @@ def load_index(cfg, lake: Lakehouse | LocalTables) -> Index:
     return Index(items, term_row, impacts, field_impacts, words, embeddings, position, idf, tf, lengths)
 
 
-def load_users(lake: Lakehouse | LocalTables, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
+def load_users(lake: Tables, index: Index, cut: str) -> tuple[Users, pd.DataFrame]:
     """Each user's weighted history in the cut, and per item its popularity (log of distinct
     users) and the days since its last interaction."""
     inter = lake.frame("gold", "interactions", ["user_idx", "item_idx", "confidence", "last_ts"], [("cut", "=", cut)])
@@ -77,7 +77,7 @@ def load_users(lake: Lakehouse | LocalTables, index: Index, cut: str) -> tuple[U
     return Users(history, row, dict(zip(ids["user_id"].astype(str), ids["user_idx"].astype(int), strict=True))), stats
 
 
-def load_ranker(lake: Lakehouse | LocalTables):
+def load_ranker(lake: Tables):
     path = local_path(lake.model_path(RANKER))
     if not os.path.exists(path):
         return None
@@ -86,7 +86,7 @@ def load_ranker(lake: Lakehouse | LocalTables):
     return lgb.Booster(model_file=path)
 
 
-def load_fusion(lake: Lakehouse | LocalTables) -> dict | None:
+def load_fusion(lake: Tables) -> dict | None:
     path = local_path(lake.model_path(FUSION))
     if not os.path.exists(path):
         return None
@@ -94,7 +94,7 @@ def load_fusion(lake: Lakehouse | LocalTables) -> dict | None:
         return json.load(f)
 
 
-def load(cfg, lake: Lakehouse | LocalTables, cut: str, ranker: bool) -> tuple:
+def load(cfg, lake: Tables, cut: str, ranker: bool) -> tuple:
     """(index, users, item stats, ranker or None, fusion): the Searcher's arguments after its config."""
     index = load_index(cfg, lake)
     users, stats = load_users(lake, index, cut) if lake.exists("gold", "interactions") else (None, None)
