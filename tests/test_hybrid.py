@@ -182,6 +182,10 @@ def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head
         mine = everyone[name]().join(some, "user_idx", "left_semi").select("user_idx", "rank", "item_idx")
         theirs = only[name]().select("user_idx", "rank", "item_idx")
         assert sorted(mine.collect()) == sorted(theirs.collect()), name
+    # user_knn's neighbours for some users (found among everyone) give those users' final lists too
+    final_all, final_some = (model_lists(shop, "final", depth, u)["user_knn"]().select("user_idx", "rank", "item_idx")
+                             for u in (None, some))
+    assert sorted(final_all.join(some, "user_idx", "left_semi").collect()) == sorted(final_some.collect())
     # recommend's lists of a fused model are the first k of its final-cut candidates
     for name in ("als", "ease", "item_knn"):
         recs = (shop.lake.read("gold", "recs").where((F.col("model") == name) & ~F.col("filled"))

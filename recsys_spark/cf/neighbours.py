@@ -23,12 +23,15 @@ log = logging.getLogger("recsys_spark")
 NEIGHBOUR_COLUMNS = ["rank", "neighbour_idx", "score"]
 
 
-def factor_neighbours(factors: DataFrame, key: str, n: int, conf: TopKConf | None = None) -> DataFrame:
+def factor_neighbours(factors: DataFrame, key: str, n: int, conf: TopKConf | None = None,
+                      among: DataFrame | None = None) -> DataFrame:
     """(key, rank, neighbour_idx, score): the n rows of an (id, features) matrix with the highest
-    cosine similarity to each row, the row itself left out."""
+    cosine similarity to each row, the row itself left out. among: (key) ids, the only rows that
+    get neighbours (they are still found among every row)."""
     unit = unit_vectors(factors)
-    itself = unit.select(F.col("id").alias("user_idx"), F.col("id").alias("item_idx"))
-    top = top_k_for_all_users(unit, unit, n, itself, conf)
+    asking = unit if among is None else unit.join(among.select(F.col(key).alias("id")), "id", "left_semi")
+    itself = asking.select(F.col("id").alias("user_idx"), F.col("id").alias("item_idx"))
+    top = top_k_for_all_users(asking, unit, n, itself, conf)
     return top.select(F.col("user_idx").alias(key), "rank", F.col("item_idx").alias("neighbour_idx"), "score")
 
 

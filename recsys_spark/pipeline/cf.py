@@ -150,7 +150,8 @@ def model_lists(ctx: Context, cut: str, depth: int,
                 users: DataFrame | None = None) -> dict[str, Callable[[], DataFrame]]:
     """Each model's builder of top-`depth` lists (user_idx, rank, item_idx, score) from one cut's
     history: the final cut's are what recommend writes; the tuning cut's, judged on validation,
-    are what hybrid fits its weights and ranker on. user_knn needs the final cut's user neighbours.
+    are what hybrid fits its weights and ranker on. user_knn's neighbours are the final cut's
+    (gold.user_neighbours) or, for the tuning cut, found in its ALS model's user factors.
     users: only these users get lists (hybrid learns from a sample); every model still learns from
     everyone's history."""
     cf = ctx.cfg.cf
@@ -165,6 +166,15 @@ def model_lists(ctx: Context, cut: str, depth: int,
             return ctx.lake.read("gold", "item_neighbours").where(F.col("method") == "cooccurrence").drop("method")
         return cooccurrence_neighbours(train, cf.neighbours)
 
+    def user_knn() -> DataFrame:
+        if cut == "final":
+            near = ctx.lake.read("gold", "user_neighbours")
+            near = near if users is None else near.join(users, "user_idx", "left_semi")
+        else:
+            near = factor_neighbours(ALSModel.load(model_path(ctx, "als_tuning")).userFactors, "user_idx",
+                                     cf.neighbours.n, cf.topk, among=users)
+        return user_based_recs(train, near, depth)  # the neighbours' items come from everyone's history
+
     def recent() -> DataFrame:
         since = train.agg(F.max("last_ts") - F.make_dt_interval(secs=F.lit(cf.recent_days * 86400))).first()[0]
         return popularity_recs(train, listed, depth, since)
@@ -178,9 +188,8 @@ def model_lists(ctx: Context, cut: str, depth: int,
         "popularity_category": lambda: category_popularity_recs(train, items, listed, depth, cf.category_top),
         "item_knn": lambda: item_based_recs(theirs, cooccurrence(), depth),
         "transitions": lambda: transition_recs(history(ctx, "sequences", cut), theirs, depth, users=users),
+        "user_knn": user_knn,
     }
-    if cut == "final":
-        models["user_knn"] = lambda: user_based_recs(theirs, ctx.lake.read("gold", "user_neighbours"), depth)
     if ctx.lake.exists("gold", "item_text_embeddings"):
         models["content"] = lambda: content_recs(theirs, ctx.lake.read("gold", "item_text_embeddings"), depth,
                                                  cf.topk)
