@@ -321,7 +321,7 @@ class HybridConf(Section):
     rrf_k: Positive = 60
     weight_steps: list[Annotated[float, Field(ge=0.0)]] = Field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0], min_length=2)
     sweeps: Positive = 2                # coordinate-ascent rounds over the models' weights
-    max_users: Positive = 5000          # validation users the weights and the ranker learn from
+    max_users: Positive = 20000         # validation users the weights and the ranker learn from
     cold_item_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1   # of each final list: items nobody has had
     ranker: HybridRankerConf = HybridRankerConf()
 
