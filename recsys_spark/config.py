@@ -312,10 +312,16 @@ class HybridRankerConf(Section):
     seed: int = 42
 
 
+# The models with lists from both cuts, which hybrid can fuse (the deep models have no tuning-cut
+# lists); content needs item text and is left out, with a log line, where a data set has none.
+FusableModel = Literal["als", "ease", "item_knn", "user_knn", "transitions", "popularity", "popularity_recent",
+                       "popularity_category", "content"]
+
+
 class HybridConf(Section):
     """Fusion of several models' candidate lists; weights and ranker learn on the tuning cut."""
-    models: list[str] = Field(["als", "ease", "item_knn", "transitions", "popularity_category", "popularity_recent",
-                               "content", "popularity"], min_length=2)
+    models: list[FusableModel] = Field(["als", "ease", "item_knn", "transitions", "popularity_category",
+                                        "popularity_recent", "content", "popularity"], min_length=2)
     candidates: Positive = 50           # each model's list depth
     method: Literal["average", "average_rank", "weighted", "borda", "rrf", "ranker"] = "ranker"  # -> recs_final
     rrf_k: Positive = 60

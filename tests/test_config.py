@@ -38,6 +38,9 @@ def test_dataset_layer_maps_files(tmp_path):
     ("quality.max_future_days=0.5", "config key 'quality.max_future_days': Input should be a valid integer"),
     ("deep.sasrec.dropout=1.5", "config key 'deep.sasrec.dropout': Input should be less than 1"),
     ("deep.loss=softmax", "config key 'deep.loss': Input should be 'ce', 'bce' or 'sampled'"),
+    # a model hybrid cannot fuse (misspelt, or a deep model without tuning-cut lists) fails before any stage
+    ("hybrid.models=[als,eas]", "config key 'hybrid.models[1]': Input should be 'als', 'ease'"),
+    ("hybrid.models=[als,sasrec]", "(got 'sasrec')"),
 ])
 def test_bad_values_fail_naming_the_key(override, message):
     with pytest.raises(ConfigError) as err:

@@ -5,12 +5,14 @@ signal, cold start, explanations naming their evidence, and the stage's tables o
 from __future__ import annotations
 
 import dataclasses
+from typing import get_args
 
 import numpy as np
 import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
+from recsys_spark.config import FusableModel
 from recsys_spark.hybrid.coldstart import cold_user_list, query_category, with_cold_items
 from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import fit_weights, fused_scores, ndcg_at_k, top_k
@@ -177,7 +179,7 @@ def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head
         r[0] for r in learners.collect())
     some = learners.orderBy("user_idx").limit(25).cache()
     everyone, only = model_lists(shop, "tuning", depth), model_lists(shop, "tuning", depth, some)
-    assert set(only) == set(everyone)
+    assert set(only) == set(everyone) == set(get_args(FusableModel))   # what the config lets hybrid.models name
     for name in everyone:
         mine = everyone[name]().join(some, "user_idx", "left_semi").select("user_idx", "rank", "item_idx")
         theirs = only[name]().select("user_idx", "rank", "item_idx")
