@@ -163,7 +163,7 @@ class FeaturesConf(Section):
     sequence_event_types: NonEmpty = ["click", "add_to_cart", "purchase", "rating"]
     price_levels: Positive = 5
     split: SplitConf = SplitConf()
-    holidays: list[str] = []
+    holidays: list[Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")]] = []   # MM-DD
 
 
 class ALSConf(Section):
@@ -402,9 +402,13 @@ class Config(Section):
     @model_validator(mode="after")
     def _consistent(self) -> Config:
         """Rules that join two fields; each names the key to change."""
-        unknown = sorted(set(self.features.event_weights) - set(self.quality.event_types))
-        if unknown:
-            raise ValueError(f"config key 'features.event_weights.{unknown[0]}' is not in quality.event_types")
+        for key, types in (("features.event_weights", self.features.event_weights),
+                           ("features.sequence_event_types", self.features.sequence_event_types),
+                           ("cf.relevant_event_types", self.cf.relevant_event_types)):
+            unknown = sorted(set(types) - set(self.quality.event_types))
+            if unknown:   # a misspelt type would match no event: empty sequences, or nothing relevant in test
+                raise ValueError(f"config key '{key}': '{unknown[0]}' is not in quality.event_types "
+                                 f"{self.quality.event_types}")
         if self.deep.max_len > self.features.sequence_length:
             raise ValueError(f"config key 'deep.max_len': {self.deep.max_len} is longer than the sequences "
                              f"features.sequence_length = {self.features.sequence_length} keeps")
