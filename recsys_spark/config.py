@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # A checkout's conf/; an installed wheel carries the same files as recsys_spark/conf.
 _HERE = Path(__file__).resolve().parent
@@ -285,6 +285,13 @@ class RankerConf(Section):
     seed: int = 42
 
 
+def _rising(edges: list[float]) -> list[float]:
+    """Band edges out of order would put prices in the wrong facet band."""
+    if any(b <= a for a, b in zip(edges[:-1], edges[1:], strict=True)):
+        raise ValueError(f"the edges must rise, each above the one before: {edges}")
+    return edges
+
+
 class SearchConf(Section):
     """BM25F over item text fields, sentence embeddings, their fusion and a learned re-ranker."""
     fields: dict[Literal["title", "category", "brand", "description"], PositiveFloat] = {
@@ -300,7 +307,8 @@ class SearchConf(Section):
     candidates: Positive = 200          # each retriever's list that hybrid fuses
     max_query_chars: Positive = 512
     typo_max_edits: Annotated[int, Field(ge=0, le=2)] = 2
-    price_bands: list[PositiveFloat] = Field([10.0, 25.0, 50.0, 100.0], min_length=1)
+    price_bands: Annotated[list[PositiveFloat], AfterValidator(_rising)] = Field([10.0, 25.0, 50.0, 100.0],
+                                                                                min_length=1)
     embedding: EmbeddingConf = EmbeddingConf()
     ranker: RankerConf = RankerConf()
 

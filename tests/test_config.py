@@ -29,6 +29,7 @@ def test_dataset_layer_maps_files(tmp_path):
     ("cf.relevant_event_types=[purchse]", "'cf.relevant_event_types': 'purchse' is not in quality.event_types"),
     ("features.sequence_event_types=[clik]", "'features.sequence_event_types': 'clik' is not in quality.event_types"),
     ("features.holidays=[12-25,25-12]", "config key 'features.holidays[1]': String should match pattern"),
+    ("search.price_bands=[50,10]", "config key 'search.price_bands': the edges must rise"),
     ("quality.exclude=[{column: item_id, pattern: x}]", "unknown config key 'quality.exclude[0].pattern'"),
     ("cf.neighbours.measure=cosine", "config key 'cf.neighbours.measure': Input should be 'jaccard' or 'lift'"),
     ("cf.neighbours.n=0", "config key 'cf.neighbours.n': Input should be greater than or equal to 1"),
