@@ -111,6 +111,17 @@ def test_filters_and_facets(catalogue):
         catalogue.search("red", filters={"colour": "red"})
     with pytest.raises(SearchError, match="max_price='cheap' is not a number"):
         catalogue.search("red", filters={"max_price": "cheap"})
+    # a value no item has, a flag that is neither true nor false, bounds the wrong way round
+    with pytest.raises(SearchError, match="category='kitchn': no item has that category; did you mean kitchen"):
+        catalogue.search("red", filters={"category": "kitchn"})
+    with pytest.raises(SearchError, match="brand='zzz': no item has that brand$"):
+        catalogue.search("red", filters={"brand": ["acme", "zzz"]})
+    with pytest.raises(SearchError, match="in_stock='maybe': use true or false"):
+        catalogue.search("red", filters={"in_stock": "maybe"})
+    with pytest.raises(SearchError, match="min_price=50 is above max_price=10"):
+        catalogue.search("red", filters={"min_price": 50, "max_price": "10"})
+    assert ids(catalogue.search("scarf", filters={"in_stock": "No"}, mode="bm25")) == ids(
+        catalogue.search("scarf", mode="bm25"))
 
 
 def test_rrf_sums_reciprocal_ranks_and_breaks_ties_by_the_fixed_order():

@@ -7,6 +7,7 @@ personalised re-orders the hybrid candidates with the learned ranker when the us
 """
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,26 @@ FILTERS = ("category", "brand", "min_price", "max_price", "in_stock")
 
 class SearchError(ValueError):
     """A query or filter the Searcher cannot answer, with what is wrong with it."""
+
+
+def _check_known(name: str, wanted: list[str], labels: np.ndarray) -> None:
+    """A value no item has is a typo more often than a wish for nothing: say so, with the nearest.
+    labels: the facet's distinct values."""
+    known = {str(v).lower() for v in labels}
+    for w in wanted:
+        if w not in known:
+            near = difflib.get_close_matches(w, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise SearchError(f"filter {name}={w!r}: no item has that {name}{hint}")
+
+
+def _flag(name: str, value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise SearchError(f"filter {name}={value!r}: use true or false")
 
 
 @dataclass
@@ -231,16 +252,20 @@ class Searcher:
         for name in ("category", "brand"):
             if filters.get(name) is not None:
                 wanted = filters[name] if isinstance(filters[name], list | tuple | set) else [filters[name]]
-                values = getattr(self, name)
-                keep &= np.isin(np.char.lower(values.astype(str)), [str(w).lower() for w in wanted])
+                wanted = [str(w).lower() for w in wanted]
+                _check_known(name, wanted, self.facet_codes[name][1])
+                keep &= np.isin(np.char.lower(getattr(self, name).astype(str)), wanted)
+        bounds = {}
         for name, op in (("min_price", np.greater_equal), ("max_price", np.less_equal)):
             if filters.get(name) is not None:
                 try:
-                    bound = float(filters[name])
+                    bounds[name] = float(filters[name])
                 except (TypeError, ValueError) as e:
                     raise SearchError(f"filter {name}={filters[name]!r} is not a number") from e
-                keep &= op(np.nan_to_num(self.price, nan=-1.0), bound)
-        if filters.get("in_stock") in (True, "true", "1", 1, "yes"):
+                keep &= op(np.nan_to_num(self.price, nan=-1.0), bounds[name])
+        if bounds.get("min_price", -np.inf) > bounds.get("max_price", np.inf):
+            raise SearchError(f"filter min_price={bounds['min_price']:g} is above max_price={bounds['max_price']:g}")
+        if _flag("in_stock", filters.get("in_stock", False)):
             keep &= self.stock > 0
         return keep
 
