@@ -45,7 +45,7 @@ def print_recommendations(args, cfg) -> int:
     context = {c: v for c, v in (("region", args.region), ("age_band", args.age_band)) if v}
     try:
         recs = user_list(serving_tables(cfg), args.user, args.k, context, args.query)
-    except LookupError as e:
+    except (LookupError, ValueError) as e:
         print(f"recsys-spark: {e}", file=sys.stderr)
         return 2
     columns = ["rank", "item_id", "title", "score"] + (["reason", "evidence"] if args.explain else [])

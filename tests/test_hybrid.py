@@ -249,3 +249,5 @@ def test_a_user_never_seen_before_gets_a_list_and_a_known_user_reasons(shop):
     known_id = shop.lake.read("gold", "id_map_users").join(shop.lake.read("gold", "recs_final"), "user_idx").first()
     mine = user_list(shop.lake, known_id["user_id"], 10)
     assert len(mine) == 10 and mine["reason"].notna().all() and mine["evidence"].notna().all()
+    with pytest.raises(ValueError, match="k=0: ask for at least 1"):
+        user_list(shop.lake, known_id["user_id"], 0)

@@ -16,6 +16,8 @@ COLUMNS = ["rank", "item_id", "title", "score", "reason", "evidence"]
 def user_list(lake: Tables, user_id: str, k: int, context: dict[str, str] | None = None,
               query: str | None = None, now: datetime | None = None) -> pd.DataFrame:
     """(rank, item_id, title, score, reason, evidence)."""
+    if k < 1:
+        raise ValueError(f"k={k}: ask for at least 1 recommendation")
     for table in ("recs_final", "popularity_context"):
         if not lake.exists("gold", table):
             raise LookupError(f"no gold.{table} yet: run the hybrid stage first (recsys-spark run hybrid)")
