@@ -265,7 +265,7 @@ class Searcher:
                 keep &= op(np.nan_to_num(self.price, nan=-1.0), bounds[name])
         if bounds.get("min_price", -np.inf) > bounds.get("max_price", np.inf):
             raise SearchError(f"filter min_price={bounds['min_price']:g} is above max_price={bounds['max_price']:g}")
-        if _flag("in_stock", filters.get("in_stock", False)):
+        if filters.get("in_stock") is not None and _flag("in_stock", filters["in_stock"]):
             keep &= self.stock > 0
         return keep
 
