@@ -20,6 +20,7 @@ from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, trai
 from recsys_spark.hybrid.serve import user_list
 from recsys_spark.pipeline import run_stage
 from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
+from tests.conftest import TINY
 
 # model a lists 10, 11, 12 for user 1; model b lists 11, 13
 LISTS = [("a", 1, 10, 1, 5.0), ("a", 1, 11, 2, 3.0), ("a", 1, 12, 3, 1.0),
@@ -251,3 +252,18 @@ def test_a_user_never_seen_before_gets_a_list_and_a_known_user_reasons(shop):
     assert len(mine) == 10 and mine["reason"].notna().all() and mine["evidence"].notna().all()
     with pytest.raises(ValueError, match="k=0: ask for at least 1"):
         user_list(shop.lake, known_id["user_id"], 0)
+
+
+def test_cli_recommend_says_when_fewer_are_served_than_asked(shop):
+    from tests.test_cli import BIN, run
+
+    who = shop.lake.read("gold", "id_map_users").join(shop.lake.read("gold", "recs_final"), "user_idx").first()
+    sets = [a for s in [*TINY, f"lakehouse.root={shop.cfg.lakehouse.root}"] for a in ("--set", s)]
+    out = run(str(BIN / "recsys-spark"), "recommend", "--user", who["user_id"], "--k", "25", *sets)
+    assert out.returncode == 0, out.stderr[-2000:]
+    held = shop.cfg.cf.k
+    assert f"{held} of the 25 asked for" in out.stderr and f"{held} in this config" in out.stderr
+    rows = out.stdout.splitlines()
+    assert len(rows) - rows.index(next(r for r in rows if r.split()[:2] == ["rank", "item_id"])) - 2 == held
+    out = run(str(BIN / "recsys-spark"), "recommend", "--user", who["user_id"], "--k", str(held), *sets)
+    assert out.returncode == 0 and "asked for" not in out.stderr
