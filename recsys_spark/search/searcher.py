@@ -30,10 +30,9 @@ class SearchError(ValueError):
     """A query or filter the Searcher cannot answer, with what is wrong with it."""
 
 
-def _check_known(name: str, wanted: list[str], labels: np.ndarray) -> None:
+def _check_known(name: str, wanted: list[str], known: set[str]) -> None:
     """A value no item has is a typo more often than a wish for nothing: say so, with the nearest.
-    labels: the facet's distinct values."""
-    known = {str(v).lower() for v in labels}
+    known: the facet's distinct values, lower case."""
     for w in wanted:
         if w not in known:
             near = difflib.get_close_matches(w, sorted(known), n=3)
@@ -253,8 +252,10 @@ class Searcher:
             if filters.get(name) is not None:
                 wanted = filters[name] if isinstance(filters[name], list | tuple | set) else [filters[name]]
                 wanted = [str(w).lower() for w in wanted]
-                _check_known(name, wanted, self.facet_codes[name][1])
-                keep &= np.isin(np.char.lower(getattr(self, name).astype(str)), wanted)
+                codes, labels = self.facet_codes[name]
+                lowered = np.char.lower(np.asarray(labels, dtype=str))  # the distinct values, not every item's
+                _check_known(name, wanted, set(lowered))
+                keep &= np.isin(codes, np.flatnonzero(np.isin(lowered, wanted)))
         bounds = {}
         for name, op in (("min_price", np.greater_equal), ("max_price", np.less_equal)):
             if filters.get(name) is not None:
