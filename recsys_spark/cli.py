@@ -49,9 +49,10 @@ def print_recommendations(args, cfg) -> int:
         print(f"recsys-spark: {e}", file=sys.stderr)
         return 2
     if len(recs) < args.k:
-        print(f"recsys-spark: {len(recs)} of the {args.k} asked for: the served lists are that long for this user "
-              f"(gold.recs_final holds cf.k per user, {cfg.cf.k} in this config; raise it and re-run the hybrid "
-              "stage for longer lists)", file=sys.stderr)
+        print(f"recsys-spark: {len(recs)} of the {args.k} asked for: all the served lists hold for this user "
+              f"(gold.recs_final keeps cf.k = {cfg.cf.k} per known user, gold.popularity_context "
+              f"hybrid.candidates = {cfg.hybrid.candidates} per segment; raise them and re-run the hybrid stage "
+              "for longer lists)", file=sys.stderr)
     columns = ["rank", "item_id", "title", "score"] + (["reason", "evidence"] if args.explain else [])
     print(format_table(columns, [[r["rank"], r["item_id"], str(r["title"])[:50], f"{r['score']:.4f}",
                                   *([r["reason"], r["evidence"]] if args.explain else [])]

@@ -262,7 +262,7 @@ def test_cli_recommend_says_when_fewer_are_served_than_asked(shop):
     out = run(str(BIN / "recsys-spark"), "recommend", "--user", who["user_id"], "--k", "25", *sets)
     assert out.returncode == 0, out.stderr[-2000:]
     held = shop.cfg.cf.k
-    assert f"{held} of the 25 asked for" in out.stderr and f"{held} in this config" in out.stderr
+    assert f"{held} of the 25 asked for" in out.stderr and f"cf.k = {held} per known user" in out.stderr
     rows = out.stdout.splitlines()
     assert len(rows) - rows.index(next(r for r in rows if r.split()[:2] == ["rank", "item_id"])) - 2 == held
     out = run(str(BIN / "recsys-spark"), "recommend", "--user", who["user_id"], "--k", str(held), *sets)
