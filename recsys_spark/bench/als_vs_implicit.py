@@ -29,8 +29,8 @@ from recsys_spark.spark import blas_in_use
 
 # B1's validation picked rank 32, reg 0.2, alpha 1 for Spark (reports/b1.json)
 PARAMS = ALSConf(rank=32, reg_param=0.2, alpha=1.0, max_iter=15, implicit=True, seed=42)
-# each fit runs this many times and the fastest counts: on 2 cores whatever runs next is slowed
-# by the JVM's work after a Spark fit (garbage collection, cleaning), by up to 2x in one pass
+# each fit runs this many times and the fastest counts: one implicit fit right after a Spark fit
+# took 2.5x its usual time (the JVM still at work on the same 2 cores, most likely)
 REPEATS = 3
 
 
