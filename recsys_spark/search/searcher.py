@@ -30,9 +30,9 @@ class SearchError(ValueError):
     """A query or filter the Searcher cannot answer, with what is wrong with it."""
 
 
-def _check_known(name: str, wanted: list[str], known: set[str]) -> None:
+def _check_known(name: str, wanted: list[str], known: dict[str, list[int]]) -> None:
     """A value no item has is a typo more often than a wish for nothing: say so, with the nearest.
-    known: the facet's distinct values, lower case."""
+    known: the facet's distinct values, lower-cased, each with its codes."""
     for w in wanted:
         if w not in known:
             near = difflib.get_close_matches(w, sorted(known), n=3)
@@ -175,6 +175,12 @@ class Searcher:
         # the re-ranker's user shares index the same codes
         self.codes = {name: self.facet_codes[name][0] for name in ("category", "brand")}
         self.n_codes = {name: len(self.facet_codes[name][1]) for name in ("category", "brand")}
+        # filters match case-insensitively: each lower-cased value -> its codes ("Kitchen", "kitchen")
+        self.filter_codes: dict[str, dict[str, list[int]]] = {}
+        for name in ("category", "brand"):
+            self.filter_codes[name] = {}
+            for code, label in enumerate(self.facet_codes[name][1]):
+                self.filter_codes[name].setdefault(str(label).lower(), []).append(code)
         stats = item_stats if item_stats is not None else pd.DataFrame(index=items.index)
         self.popularity = stats.get("popularity", pd.Series(0.0, index=items.index)).to_numpy(dtype=np.float64)
         self.age_days = stats.get("age_days", pd.Series(np.nan, index=items.index)).to_numpy(dtype=np.float64)
@@ -252,10 +258,9 @@ class Searcher:
             if filters.get(name) is not None:
                 wanted = filters[name] if isinstance(filters[name], list | tuple | set) else [filters[name]]
                 wanted = [str(w).lower() for w in wanted]
-                codes, labels = self.facet_codes[name]
-                lowered = np.char.lower(np.asarray(labels, dtype=str))  # the distinct values, not every item's
-                _check_known(name, wanted, set(lowered))
-                keep &= np.isin(codes, np.flatnonzero(np.isin(lowered, wanted)))
+                known = self.filter_codes[name]
+                _check_known(name, wanted, known)
+                keep &= np.isin(self.codes[name], [c for w in wanted for c in known[w]])
         bounds = {}
         for name, op in (("min_price", np.greater_equal), ("max_price", np.less_equal)):
             if filters.get(name) is not None:
