@@ -2,7 +2,8 @@
 # MAGIC %md
 # MAGIC # recsys-spark: end to end
 # MAGIC Every stage on the synthetic shop (or the widget's data set): ingest -> quality -> features ->
-# MAGIC train_als -> neighbours -> recommend -> train_deep -> evaluate, then a look at the quality report,
+# MAGIC search_index -> train_als -> neighbours -> recommend -> train_ranker -> train_deep -> hybrid ->
+# MAGIC evaluate -> bandit, then a look at the quality report,
 # MAGIC the gold tables and every model's metrics. Same code as `recsys-spark pipeline`.
 
 # COMMAND ----------

@@ -266,6 +266,11 @@ class DeepConf(Section):
     gru4rec: GRU4RecConf = GRU4RecConf()
     ncf: NCFConf = NCFConf()
 
+    @property
+    def recs_name(self) -> str:
+        """The model's name in gold.recs: sequence models trained with sampled negatives say so."""
+        return f"{self.model}_{self.loss}" if self.model in ("gru4rec", "sasrec") and self.loss != "ce" else self.model
+
 
 PositiveFloat = Annotated[float, Field(gt=0.0)]
 
@@ -320,16 +325,18 @@ class HybridRankerConf(Section):
     seed: int = 42
 
 
-# The models with lists from both cuts, which hybrid can fuse (the deep models have no tuning-cut
-# lists); content needs item text and is left out, with a log line, where a data set has none.
-FusableModel = Literal["als", "ease", "item_knn", "user_knn", "transitions", "popularity", "popularity_recent",
-                       "popularity_category", "content"]
+# The models whose lists recommend and hybrid build from either cut; content needs item text and
+# is left out, with a log line, where a data set has none. `deep` is whichever model train_deep
+# trains (deep.model), which writes both cuts' lists too.
+ListModel = Literal["als", "ease", "item_knn", "user_knn", "transitions", "popularity", "popularity_recent",
+                    "popularity_category", "content"]
+FusableModel = Literal[ListModel, "deep"]
 
 
 class HybridConf(Section):
     """Fusion of several models' candidate lists; weights and ranker learn on the tuning cut."""
     models: list[FusableModel] = Field(["als", "ease", "item_knn", "transitions", "popularity_category",
-                                        "popularity_recent", "content", "popularity"], min_length=2)
+                                        "popularity_recent", "content", "popularity", "deep"], min_length=2)
     candidates: Positive = 50           # each model's list depth
     method: Literal["average", "average_rank", "weighted", "borda", "rrf", "ranker"] = "ranker"  # -> recs_final
     rrf_k: Positive = 60

@@ -5,6 +5,8 @@ signal, cold start, explanations naming their evidence, and the stage's tables o
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 from typing import get_args
 
 import numpy as np
@@ -12,14 +14,16 @@ import pandas as pd
 import pytest
 from pyspark.sql import functions as F
 
-from recsys_spark.config import FusableModel
+from recsys_spark.config import ListModel
+from recsys_spark.deep.data import local_path
 from recsys_spark.hybrid.coldstart import cold_user_list, query_category, with_cold_items
 from recsys_spark.hybrid.explain import explain
 from recsys_spark.hybrid.fusion import fit_weights, fused_scores, ndcg_at_k, top_k
 from recsys_spark.hybrid.ranker import feature_names, ranker_table, rerank, train
 from recsys_spark.hybrid.serve import user_list
 from recsys_spark.pipeline import run_stage
-from recsys_spark.pipeline.cf import candidate_lists, held_out, model_lists
+from recsys_spark.pipeline.cf import candidate_lists, held_out, learning_users, model_lists
+from recsys_spark.pipeline.hybrid import fused_models
 from tests.conftest import TINY
 
 # model a lists 10, 11, 12 for user 1; model b lists 11, 13
@@ -163,6 +167,9 @@ def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
     final = shop.lake.read("gold", "recs_final")
     assert {r[0] for r in final.select("model").distinct().collect()} == {f"hybrid_{shop.cfg.hybrid.method}"}
     assert final.groupBy("user_idx").count().agg(F.min("count"), F.max("count")).first()[:] == (10, 10)
+    # the deep model (SASRec here) is fused like the others: it has a weight and ranker features
+    fusion = json.loads((Path(local_path(shop.lake.model_path("hybrid"))) / "fusion.json").read_text())
+    assert fusion["models"] == fused_models(shop) and "sasrec" in fusion["weights"]
     cuts = {r[0] for r in shop.lake.read("gold", "candidates").select("cut").distinct().collect()}
     assert cuts == {"tuning", "final"}
     metrics = {(r["model"], r["metric"]): r["value"] for r in shop.lake.read("gold", "metrics")
@@ -174,13 +181,15 @@ def test_the_hybrid_stage_fuses_every_method_and_writes_the_final_lists(shop):
 def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head_of_hybrids(shop):
     k, depth = shop.cfg.cf.k, shop.cfg.hybrid.candidates
     learners = held_out(shop, "validation").select("user_idx").distinct()
-    tuning = candidate_lists(shop, "tuning", shop.cfg.hybrid.models, depth)
-    # every validation user (fewer than hybrid.max_users here) and no one else has tuning-cut lists
+    tuning = candidate_lists(shop, "tuning", fused_models(shop), depth)
+    # every validation user (fewer than hybrid.max_users here) and no one else has tuning-cut lists,
+    # from every fused model, the deep one (written by train_deep) too
     assert sorted(r[0] for r in tuning.select("user_idx").distinct().collect()) == sorted(
-        r[0] for r in learners.collect())
+        r[0] for r in learners.collect()) == sorted(r[0] for r in learning_users(shop).collect())
+    assert {r[0] for r in tuning.select("model").distinct().collect()} == set(fused_models(shop))
     some = learners.orderBy("user_idx").limit(25).cache()
     everyone, only = model_lists(shop, "tuning", depth), model_lists(shop, "tuning", depth, some)
-    assert set(only) == set(everyone) == set(get_args(FusableModel))   # what the config lets hybrid.models name
+    assert set(only) == set(everyone) == set(get_args(ListModel))   # what hybrid.models names, but `deep`
     for name in everyone:
         mine = everyone[name]().join(some, "user_idx", "left_semi").select("user_idx", "rank", "item_idx")
         theirs = only[name]().select("user_idx", "rank", "item_idx")
@@ -189,8 +198,8 @@ def test_lists_for_some_users_are_those_users_lists_and_recommend_keeps_the_head
     final_all, final_some = (model_lists(shop, "final", depth, u)["user_knn"]().select("user_idx", "rank", "item_idx")
                              for u in (None, some))
     assert sorted(final_all.join(some, "user_idx", "left_semi").collect()) == sorted(final_some.collect())
-    # recommend's lists of a fused model are the first k of its final-cut candidates
-    for name in ("als", "ease", "item_knn"):
+    # recommend's (and train_deep's) lists of a fused model are the first k of its final-cut candidates
+    for name in ("als", "ease", "item_knn", shop.cfg.deep.recs_name):
         recs = (shop.lake.read("gold", "recs").where((F.col("model") == name) & ~F.col("filled"))
                 .select("user_idx", "rank", "item_idx"))
         head = candidate_lists(shop, "final", [name], k).select("user_idx", "rank", "item_idx")

@@ -24,7 +24,6 @@ from recsys_spark.evaluation.ranking import ranking_metrics
 from recsys_spark.pipeline import STAGES, run_stage
 from recsys_spark.pipeline.cf import held_out, history
 from recsys_spark.pipeline.context import Context
-from recsys_spark.pipeline.deep import recs_name
 
 K = 10
 SEEDS = [int(s) for s in os.environ.get("B2_SEEDS", "1").split(",")]
@@ -78,7 +77,7 @@ def run(dataset: str = "movielens100k") -> None:
                 settings = {**DEEP, "deep.batch_size": batch, **extra, "deep.model": model, "deep.loss": loss,
                             "deep.seed": seed}
                 ctx.cfg = load_config(None, dataset, [*base, *[f"{k}={v}" for k, v in settings.items()]])
-                name = recs_name(model, loss)
+                name = ctx.cfg.deep.recs_name
                 seconds = run_stage(ctx, "train_deep")
                 timings[f"train_deep/{name}/seed{seed}"] = round(seconds, 1)
                 epochs = history_of(ctx, name)

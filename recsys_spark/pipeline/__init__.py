@@ -25,8 +25,8 @@ STAGES: dict[str, Callable[[Context], None]] = {
     "neighbours": cf.neighbours,
     "recommend": cf.recommend,
     "train_ranker": search.train_ranker,
-    "hybrid": hybrid.hybrid,
     "train_deep": deep.run,
+    "hybrid": hybrid.hybrid,
     "evaluate": cf.evaluate,
     "bandit": bandit.bandit,
 }

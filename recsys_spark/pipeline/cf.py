@@ -205,6 +205,14 @@ def write_candidates(ctx: Context, stage: str, cut: str, name: str, lists: DataF
         step.rows = ctx.lake.last_commit_metrics("gold", "candidates")["numOutputRows"]
 
 
+def learning_users(ctx: Context) -> DataFrame:
+    """The up to hybrid.max_users validation users (a seeded sample) whose tuning-cut lists hybrid
+    learns its weights and ranker from: only they need such lists, from any stage that writes them."""
+    h = ctx.cfg.hybrid
+    return (held_out(ctx, "validation").select("user_idx").distinct()
+            .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users))
+
+
 def candidate_lists(ctx: Context, cut: str, models: list[str], depth: int) -> DataFrame:
     """(model, user_idx, rank, item_idx, score): the models' lists of one cut, to `depth`."""
     return (ctx.lake.read("gold", "candidates")

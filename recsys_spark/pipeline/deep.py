@@ -27,7 +27,16 @@ from recsys_spark.deep.data import (
 from recsys_spark.deep.launch import launch
 from recsys_spark.deep.score import export, item_embeddings, load_best, top_k
 from recsys_spark.deep.train import TrainSpec
-from recsys_spark.pipeline.cf import fallback_lists, held_out, history, model_path, write_recs
+from recsys_spark.pipeline.cf import (
+    fallback_lists,
+    final_depth,
+    held_out,
+    history,
+    learning_users,
+    model_path,
+    write_candidates,
+    write_recs,
+)
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import digest, run_once
 
@@ -68,11 +77,6 @@ def side_features(items: DataFrame, users: DataFrame, n_items: int, n_users: int
             "user_category": lookup(user_rows, "user_idx", "c", n_users)}
 
 
-def recs_name(model: str, loss: str) -> str:
-    """The model's name in gold.recs: sequence models trained with sampled negatives say so."""
-    return f"{model}_{loss}" if model in SEQUENCE_MODELS and loss != "ce" else model
-
-
 def run(ctx: Context) -> None:
     run_once(ctx, STAGE, lambda run_id: _run(ctx, run_id))
 
@@ -91,7 +95,7 @@ def _run(ctx: Context, run_id: str) -> None:
     key = digest([[lake.identity(layer, t) for layer, t in INPUTS], conf.model_dump(), k,
                   ctx.cfg.cf.relevant_event_types])
     sequence = conf.model in SEQUENCE_MODELS
-    name = recs_name(conf.model, conf.loss)
+    name = conf.recs_name
     train = history(ctx, "interactions", "tuning")
     seen = seen_lists(train)
     n_users = lake.read("gold", "id_map_users").agg(F.max("user_idx")).first()[0]
@@ -131,13 +135,22 @@ def _run(ctx: Context, run_id: str) -> None:
              len(results[0]["history"]))
 
     model = load_best(spec)
+    # the tuning cut's lists for the users hybrid learns from, the final cut's for everyone: hybrid
+    # can fuse this model like any other; its gold.recs lists are the final cut's first k
+    tuning_users = learning_users(ctx).join(seen, "user_idx")
+    if sequence:
+        tuning_users = tuning_users.join(last_items(histories, conf.max_len), "user_idx")
+    write_candidates(ctx, STAGE, "tuning", name, top_k(spec, model, tuning_users, ctx.cfg.hybrid.candidates))
     final = history(ctx, "interactions")
     users = lake.read("gold", "id_map_users").select("user_idx").join(seen_lists(final), "user_idx")
     if sequence:
         users = users.join(last_items(sequence_history(history(ctx, "sequences")), conf.max_len), "user_idx")
+    lists = top_k(spec, model, users, final_depth(k, ctx.cfg.hybrid.candidates)).cache()
+    write_candidates(ctx, STAGE, "final", name, lists)
     fallback = fallback_lists(ctx, final)
-    write_recs(ctx, STAGE, name, run_id, top_k(spec, model, users, k), fallback)
+    write_recs(ctx, STAGE, name, run_id, lists.where(F.col("rank") <= k), fallback)
     fallback.unpersist()
+    lists.unpersist()
     with ctx.progress.step(STAGE, "gold.deep_item_embeddings") as step:
         vectors = item_embeddings(model)
         rows = [(name, i, v.tolist()) for i, v in enumerate(vectors) if i > 0]

@@ -11,11 +11,13 @@ import json
 import logging
 import math
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from recsys_spark.config import ListModel
 from recsys_spark.content.recs import content_recs
 from recsys_spark.deep.data import local_path
 from recsys_spark.hybrid.coldstart import context_popularity, with_cold_items
@@ -29,6 +31,7 @@ from recsys_spark.pipeline.cf import (
     final_depth,
     held_out,
     history,
+    learning_users,
     model_lists,
     write_candidates,
     write_recs,
@@ -44,35 +47,45 @@ def hybrid(ctx: Context) -> None:
     run_once(ctx, STAGE, lambda run_id: _hybrid(ctx, run_id))
 
 
+def fused_models(ctx: Context) -> list[str]:
+    """hybrid.models with `deep` named as train_deep names the model it trains."""
+    return [ctx.cfg.deep.recs_name if m == "deep" else m for m in ctx.cfg.hybrid.models]
+
+
 def _candidates(ctx: Context, users: DataFrame) -> list[str]:
-    """Writes the tuning cut's lists for `users`; returns the models that had some."""
-    h = ctx.cfg.hybrid
+    """Writes the tuning cut's lists for `users`; returns the models that have some. The deep
+    model's were written by train_deep, which trained it."""
+    h, wanted = ctx.cfg.hybrid, fused_models(ctx)
     builders = model_lists(ctx, "tuning", h.candidates, users)
-    _left_out(ctx, "tuning", [m for m in h.models if m not in builders])
-    models = [m for m in h.models if m in builders]
-    for m in models:
+    for m in [m for m in wanted if m in builders]:
         write_candidates(ctx, STAGE, "tuning", m, builders[m]())
-    return models
+    deep = [m for m in wanted if m not in builders and m != "content"]
+    written = ({r[0] for r in candidate_lists(ctx, "tuning", deep, h.candidates).select("model").distinct().collect()}
+               if deep else set())
+    _left_out(ctx, "tuning", [m for m in wanted if m not in builders and m not in written])
+    return [m for m in wanted if m in builders or m in written]
 
 
 def _left_out(ctx: Context, cut: str, missing: list[str]) -> None:
-    if missing:
-        by = " (recommend builds them, to hybrid.candidates)" if cut == "final" else ""
-        log.info("[%s] %s has no %s-cut lists here%s: left out", STAGE, ", ".join(missing), cut, by)
+    for m in missing:
+        by = ("search_index, from item text" if m == "content" and cut == "tuning" else
+              "recommend, to hybrid.candidates" if m in get_args(ListModel) else "train_deep")
+        log.info("[%s] %s has no %s-cut lists here (%s builds them): left out", STAGE, m, cut, by)
 
 
 def _check_final_depth(ctx: Context) -> None:
-    """Fails before any work when recommend's last run built the final cut's lists shallower than
-    hybrid.candidates now asks: the config changed and only hybrid was re-run."""
-    run = last_run(ctx, "recommend")
-    if run is None:
-        return
-    read = json.loads(run["config_read"])
-    built = final_depth(read.get("cf.k", 0), read.get("hybrid.candidates", 0))
+    """Fails before any work when recommend's (or the fused deep model's) last run built the final
+    cut's lists shallower than hybrid.candidates now asks: the config changed and only hybrid was re-run."""
     wanted = ctx.cfg.hybrid.candidates
-    if built < wanted:
-        raise ValueError(f"config key 'hybrid.candidates' is {wanted}, but recommend's last run ({run['run_id']}) "
-                         f"built the final cut's lists to depth {built}: run recommend first")
+    for stage in ("recommend", "train_deep") if "deep" in ctx.cfg.hybrid.models else ("recommend",):
+        run = last_run(ctx, stage)
+        if run is None:
+            continue
+        read = json.loads(run["config_read"])
+        built = final_depth(read.get("cf.k", 0), read.get("hybrid.candidates", 0))
+        if built < wanted:
+            raise ValueError(f"config key 'hybrid.candidates' is {wanted}, but {stage}'s last run ({run['run_id']}) "
+                             f"built the final cut's lists to depth {built}: run {stage} first")
 
 
 def _table(ctx: Context, cut: str, models: list[str], candidates: DataFrame,
@@ -85,21 +98,19 @@ def _hybrid(ctx: Context, run_id: str) -> None:
     h, k = ctx.cfg.hybrid, ctx.cfg.cf.k
     _check_final_depth(ctx)
     truth = held_out(ctx, "validation")
-    # the weights and the ranker learn from up to max_users validation users: only they need
-    # tuning-cut lists
-    users = (truth.select("user_idx").distinct()
-             .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users).cache())
+    users = learning_users(ctx).cache()
     tuned = _candidates(ctx, users)
     # the final cut's lists are recommend's, built to hybrid.candidates
     built = {r[0] for r in candidate_lists(ctx, "final", tuned, h.candidates).select("model").distinct().collect()}
     _left_out(ctx, "final", [m for m in tuned if m not in built])
     models = [m for m in tuned if m in built]
     if len(models) < 2:
-        raise ValueError(f"config key 'hybrid.models': fewer than two of {h.models} have lists to fuse")
+        raise ValueError(f"config key 'hybrid.models': fewer than two of {fused_models(ctx)} have lists to fuse")
     features = feature_names(models)
     with ctx.progress.step(STAGE, f"learn weights and ranker (tuning cut, {users.count():,} users)") as step:
         truth = truth.join(users, "user_idx")
-        table = (_table(ctx, "tuning", models, candidate_lists(ctx, "tuning", models, h.candidates))
+        tuning = candidate_lists(ctx, "tuning", models, h.candidates).join(users, "user_idx", "left_semi")
+        table = (_table(ctx, "tuning", models, tuning)
                  .join(truth.withColumn("label", F.lit(1)), ["user_idx", "item_idx"], "left")
                  .fillna(0, ["label"]).toPandas()
                  # Spark's row order varies from run to run; tied scores and LightGBM must not
