@@ -41,7 +41,7 @@ SHOP = [
     "bandit.simulator.rounds=[3000]",
 ]
 # Columns that say when or under which run id a row was written: they differ between any two runs.
-VOLATILE = ("run_id", "_quality_run", "seconds", "inputs", "config_read", "config")
+VOLATILE = ("run_id", "_quality_run", "seconds", "inputs", "config_read", "config", "outputs")
 
 
 def free_port() -> int:

@@ -39,15 +39,22 @@ class Lakehouse:
         self.by_name = cfg.runtime == "databricks"
         self.models_dir = (cfg.lakehouse.models_dir or f"{self.root}/_models").rstrip("/")
         self._reads: set[str] | None = None
+        self._writes: set[str] = set()
 
     def start_recording(self) -> None:
         """From now on remember every table read or looked for ('layer.table': what a stage's run
-        depends on, wherever the lakehouse lives)."""
-        self._reads = set()
+        depends on, wherever the lakehouse lives), and every table written."""
+        self._reads, self._writes = set(), set()
 
-    def stop_recording(self) -> set[str]:
-        reads, self._reads = self._reads or set(), None
-        return reads
+    def stop_recording(self) -> tuple[set[str], set[str]]:
+        """(tables read, tables written). Writing a table is not reading it: a stage that replaces
+        its own rows of gold.recs does not depend on the rows other stages write there."""
+        reads, writes, self._reads, self._writes = self._reads or set(), self._writes, None, set()
+        return reads, writes
+
+    def _wrote(self, layer: str, table: str) -> None:
+        if self._reads is not None and (layer, table) != ("gold", "runs"):
+            self._writes.add(f"{layer}.{table}")
 
     def model_path(self, name: str) -> str:
         """Where a saved model lives (models are files, not tables)."""
@@ -83,12 +90,13 @@ class Lakehouse:
             df = df.where(col.isin(list(value)) if op == "in" else col <= value if op == "<=" else col == value)
         return (df.select(*columns) if columns else df).toPandas()
 
-    def read(self, layer: str, table: str, version: int | None = None) -> DataFrame:
+    def read(self, layer: str, table: str, version: int | None = None, own: bool = False) -> DataFrame:
+        """own: the stage reads back rows it has just written, which it does not depend on."""
         reader = self.spark.read.format("delta")
         if version is not None:
             reader = reader.option("versionAsOf", version)
         ref = self.ref(layer, table)
-        if not self.exists(layer, table):
+        if not (self._exists(ref) if own else self.exists(layer, table)):
             raise FileNotFoundError(f"Delta table {ref} does not exist yet: run the stage that builds it first")
         return reader.table(ref) if self.by_name else reader.load(ref)
 
@@ -142,7 +150,8 @@ class Lakehouse:
         A table created partitioned by the `replace_where` column lets writers of different
         partitions commit at the same time."""
         writer = self._writer(df, "overwrite")
-        if replace_where and self.exists(layer, table):
+        self._wrote(layer, table)
+        if replace_where and self._exists(self.ref(layer, table)):
             writer = writer.option("replaceWhere", replace_where).option("overwriteSchema", "false")
         elif partition_by:
             writer = writer.partitionBy(*partition_by)
@@ -150,12 +159,15 @@ class Lakehouse:
 
     def append(self, df: DataFrame, layer: str, table: str) -> None:
         """Appends may add columns (a newer release's metrics); existing rows read them as null."""
+        self._wrote(layer, table)
         self._save(self._writer(df, "append").option("mergeSchema", "true"), layer, table)
 
     def merge(self, df: DataFrame, layer: str, table: str, keys: list[str], update: bool = True,
               delete_missing: bool = False) -> None:
         """Upsert by key; a first run creates the table. Rows whose values are unchanged are not
-        rewritten, so re-running on the same input commits nothing new to the data."""
+        rewritten, so re-running on the same input commits nothing new to the data. What it writes
+        depends on what the table holds: it counts as read too."""
+        self._wrote(layer, table)
         if not self.exists(layer, table):
             self.overwrite(df, layer, table)
             return

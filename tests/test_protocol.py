@@ -5,6 +5,7 @@ The planted data: every user walks the catalogue in order (item i is followed by
 transition model's next item after the user's last one is known exactly.
 """
 import logging
+import shutil
 
 import pytest
 from pyspark.sql import functions as F
@@ -13,6 +14,7 @@ from recsys_spark.cli import main
 from recsys_spark.config import FileSourceConf
 from recsys_spark.data.raw import read_file_source
 from recsys_spark.evaluation.ranking import fill_to_k
+from recsys_spark.lakehouse import table_path
 from recsys_spark.pipeline import run_stage, warn_stale_upstream
 from recsys_spark.pipeline.cf import history
 from recsys_spark.pipeline.runs import changed_reads, last_run
@@ -166,3 +168,14 @@ def test_hybrid_runs_on_events_without_a_users_table(walked):
     assert walked.lake.read("gold", "recs_final").select("user_idx").distinct().count() == users
     contexts = {r[0] for r in walked.lake.read("gold", "popularity_context").select("context").distinct().collect()}
     assert "all" in contexts and not {"region", "age_band"} & contexts
+
+
+def test_a_stage_runs_again_once_a_table_it_only_wrote_is_dropped(walked):
+    """Writing a table is no dependency on it (tests/test_pipeline.py: after a whole run no stage has
+    anything to do), but the rows are the stage's: once the table is gone, the stage writes them again."""
+    run_stage(walked, "evaluate")   # the tests before changed what it reads
+    assert changed_reads(walked, last_run(walked, "evaluate")) == []
+    shutil.rmtree(table_path(walked.cfg.lakehouse.root, "gold", "metrics"))
+    assert changed_reads(walked, last_run(walked, "evaluate")) == ["table gold.metrics (written)"]
+    run_stage(walked, "evaluate")
+    assert walked.lake.read("gold", "metrics").where("metric = 'ndcg'").select("model").distinct().count() >= 8

@@ -213,9 +213,10 @@ def learning_users(ctx: Context) -> DataFrame:
             .orderBy(F.xxhash64("user_idx", F.lit(h.ranker.seed))).limit(h.max_users))
 
 
-def candidate_lists(ctx: Context, cut: str, models: list[str], depth: int) -> DataFrame:
-    """(model, user_idx, rank, item_idx, score): the models' lists of one cut, to `depth`."""
-    return (ctx.lake.read("gold", "candidates")
+def candidate_lists(ctx: Context, cut: str, models: list[str], depth: int, own: bool = False) -> DataFrame:
+    """(model, user_idx, rank, item_idx, score): the models' lists of one cut, to `depth`; own: the
+    stage's own, just written (see Lakehouse.read)."""
+    return (ctx.lake.read("gold", "candidates", own=own)
             .where((F.col("cut") == cut) & F.col("model").isin(*models) & (F.col("rank") <= depth)).drop("cut"))
 
 
@@ -235,7 +236,7 @@ def _recommend(ctx: Context, run_id: str) -> None:
     for name, build in models.items():
         if name in h.models:
             write_candidates(ctx, "recommend", "final", name, deep[name]())
-            lists = candidate_lists(ctx, "final", [name], k)
+            lists = candidate_lists(ctx, "final", [name], k, own=True)
         else:
             lists = build()
         write_recs(ctx, "recommend", name, run_id, lists, fallback)

@@ -26,7 +26,7 @@ from recsys_spark.pipeline.context import Context
 log = logging.getLogger("recsys_spark")
 
 SCHEMA = ("run_id string, stage string, inputs string, config_read string, config string, "
-          "started_at timestamp, finished_at timestamp")
+          "started_at timestamp, finished_at timestamp, outputs string")
 MISSING = "<missing>"
 
 
@@ -90,8 +90,9 @@ def last_run(ctx: Context, stage: str) -> dict | None:
     """The newest finished run of `stage` (gold.runs row as a dict), if any."""
     if not ctx.lake.exists("gold", "runs"):
         return None
-    row = (ctx.lake.read("gold", "runs").where(F.col("stage") == stage).orderBy(F.desc("finished_at"))
-           .select("run_id", "inputs", "config_read").first())
+    runs = ctx.lake.read("gold", "runs")
+    columns = [c for c in ("run_id", "inputs", "config_read", "outputs") if c in runs.columns]  # outputs: newer
+    row = runs.where(F.col("stage") == stage).orderBy(F.desc("finished_at")).select(*columns).first()
     return row.asDict() if row else None
 
 
@@ -102,10 +103,17 @@ def changed_config(cfg: Config, config_read: str) -> dict[str, tuple[Any, Any]]:
     return {key: (value, now[key]) for key, value in then.items() if now[key] != value}
 
 
+def table_id(identity: str | None) -> str | None:
+    return identity.split("@")[0] if identity else None
+
+
 def changed_reads(ctx: Context, run: dict) -> list[str]:
-    """What the run read that is different now: table identities and config values, by name."""
+    """What the run read that is different now: table identities and config values, by name; and
+    a table it only wrote that has since been dropped or rebuilt (its rows are gone)."""
     tables = json.loads(run["inputs"])
     out = [f"table {name}" for name, ident in tables.items() if ctx.lake.identity(*name.split(".")) != ident]
+    out += [f"table {name} (written)" for name, ident in json.loads(run.get("outputs") or "{}").items()
+            if table_id(ctx.lake.identity(*name.split("."))) != ident]
     return out + [f"config {key}" for key in changed_config(ctx.cfg, run["config_read"])]
 
 
@@ -139,11 +147,13 @@ def run_once(ctx: Context, stage: str, body) -> None:
         body(run_id)
     finally:
         ctx.cfg = cfg
-        read = ctx.lake.stop_recording()
-    # identities after the run: a table the stage both reads and writes counts as it left it
+        read, wrote = ctx.lake.stop_recording()
+    # identities after the run: a table the stage both reads and writes counts as it left it; one it
+    # only writes, by its id alone, since other stages write their own rows there
     tables = {name: ctx.lake.identity(*name.split(".")) for name in sorted(read)}
+    outputs = {name: table_id(ctx.lake.identity(*name.split("."))) for name in sorted(wrote - read)}
     row = (run_id, stage, json.dumps(tables, sort_keys=True), json.dumps(config_reads, sort_keys=True),
-           json.dumps(cfg.to_dict(), sort_keys=True), started, utc_now())
+           json.dumps(cfg.to_dict(), sort_keys=True), started, utc_now(), json.dumps(outputs, sort_keys=True))
     ctx.lake.append(ctx.spark.createDataFrame([row], SCHEMA), "gold", "runs")
     if cfg.tracking.mlflow:
         from recsys_spark.tracking import log_stage_run
