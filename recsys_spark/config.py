@@ -241,6 +241,9 @@ class NCFConf(Section):
     layers: list[Positive] = Field([64, 32, 16], min_length=2)
 
 
+SEQUENCE_MODELS = ("gru4rec", "sasrec")
+
+
 class DeepConf(Section):
     model: Literal["two_tower", "ncf", "gru4rec", "sasrec"] = "sasrec"
     launcher: Literal["horovod_spark", "horovodrun", "databricks", "torch_distributor"] = "horovod_spark"
@@ -269,7 +272,7 @@ class DeepConf(Section):
     @property
     def recs_name(self) -> str:
         """The model's name in gold.recs: sequence models trained with sampled negatives say so."""
-        return f"{self.model}_{self.loss}" if self.model in ("gru4rec", "sasrec") and self.loss != "ce" else self.model
+        return f"{self.model}_{self.loss}" if self.model in SEQUENCE_MODELS and self.loss != "ce" else self.model
 
 
 PositiveFloat = Annotated[float, Field(gt=0.0)]

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from recsys_spark.cf.topk import collect_arrow
+from recsys_spark.config import SEQUENCE_MODELS
 from recsys_spark.deep.data import (
     held_out_examples,
     last_items,
@@ -43,7 +44,6 @@ from recsys_spark.pipeline.runs import digest, run_once
 log = logging.getLogger("recsys_spark")
 STAGE = "train_deep"
 INPUTS = [("gold", t) for t in ("interactions", "sequences", "splits", "item_features", "user_features")]
-SEQUENCE_MODELS = ("gru4rec", "sasrec")
 
 
 def first_held_out(splits: DataFrame, targets: DataFrame) -> DataFrame:

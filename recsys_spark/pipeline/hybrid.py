@@ -59,7 +59,7 @@ def _candidates(ctx: Context, users: DataFrame) -> list[str]:
     builders = model_lists(ctx, "tuning", h.candidates, users)
     for m in [m for m in wanted if m in builders]:
         write_candidates(ctx, STAGE, "tuning", m, builders[m]())
-    deep = [m for m in wanted if m not in builders and m != "content"]
+    deep = [ctx.cfg.deep.recs_name] if "deep" in h.models else []
     written = ({r[0] for r in candidate_lists(ctx, "tuning", deep, h.candidates).select("model").distinct().collect()}
                if deep else set())
     _left_out(ctx, "tuning", [m for m in wanted if m not in builders and m not in written])
