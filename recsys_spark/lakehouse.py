@@ -108,22 +108,28 @@ class Lakehouse:
     def identity(self, layer: str, table: str) -> str | None:
         """'<table id>@<version>', None if there is no such table: unlike the version alone, it
         changes when a table is dropped and rebuilt, or another lakehouse has one of that name."""
-        ref = self.ref(layer, table)
-        if not self._exists(ref):
-            return None
-        delta = DeltaTable.forName(self.spark, ref) if self.by_name else DeltaTable.forPath(self.spark, ref)
-        return f"{delta.detail().first()['id']}@{self._data_version(delta)}"
+        delta = self._existing(layer, table)
+        return f"{delta.detail().first()['id']}@{self._data_version(delta)}" if delta else None
+
+    def table_id(self, layer: str, table: str) -> str | None:
+        """The id alone (no history read): what tells a table rebuilt since from the same one written to."""
+        delta = self._existing(layer, table)
+        return delta.detail().first()["id"] if delta else None
+
+    def _existing(self, layer: str, table: str) -> DeltaTable | None:
+        return self._delta(layer, table) if self._exists(self.ref(layer, table)) else None
 
     @staticmethod
     def _data_version(delta: DeltaTable) -> int:
         """The newest version whose commit changed the data: compaction and vacuum commits leave a
-        table's rows as they were, so what read it need not run again."""
+        table's rows as they were, so what read it need not run again. The history's rows are few
+        and read on the driver: no Spark job for the maximum."""
         for limit in (20, None):
-            history = delta.history(limit) if limit else delta.history()
-            row = history.where(~F.col("operation").isin(*HOUSEKEEPING)).agg(F.max("version")).first()[0]
-            if row is not None:
-                return row
-        return delta.history(1).select("version").first()[0]
+            history = (delta.history(limit) if limit else delta.history()).select("version", "operation").collect()
+            changed = [r["version"] for r in history if r["operation"] not in HOUSEKEEPING]
+            if changed:
+                return max(changed)
+        return max(r["version"] for r in history)
 
     def maintain(self, layer: str, table: str, vacuum_hours: float) -> dict[str, int]:
         """OPTIMIZE (compact small files) then VACUUM (delete files no version within

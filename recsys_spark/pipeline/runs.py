@@ -103,17 +103,13 @@ def changed_config(cfg: Config, config_read: str) -> dict[str, tuple[Any, Any]]:
     return {key: (value, now[key]) for key, value in then.items() if now[key] != value}
 
 
-def table_id(identity: str | None) -> str | None:
-    return identity.split("@")[0] if identity else None
-
-
 def changed_reads(ctx: Context, run: dict) -> list[str]:
     """What the run read that is different now: table identities and config values, by name; and
     a table it only wrote that has since been dropped or rebuilt (its rows are gone)."""
     tables = json.loads(run["inputs"])
     out = [f"table {name}" for name, ident in tables.items() if ctx.lake.identity(*name.split(".")) != ident]
     out += [f"table {name} (written)" for name, ident in json.loads(run.get("outputs") or "{}").items()
-            if table_id(ctx.lake.identity(*name.split("."))) != ident]
+            if ctx.lake.table_id(*name.split(".")) != ident]
     return out + [f"config {key}" for key in changed_config(ctx.cfg, run["config_read"])]
 
 
@@ -151,7 +147,7 @@ def run_once(ctx: Context, stage: str, body) -> None:
     # identities after the run: a table the stage both reads and writes counts as it left it; one it
     # only writes, by its id alone, since other stages write their own rows there
     tables = {name: ctx.lake.identity(*name.split(".")) for name in sorted(read)}
-    outputs = {name: table_id(ctx.lake.identity(*name.split("."))) for name in sorted(wrote - read)}
+    outputs = {name: ctx.lake.table_id(*name.split(".")) for name in sorted(wrote - read)}
     row = (run_id, stage, json.dumps(tables, sort_keys=True), json.dumps(config_reads, sort_keys=True),
            json.dumps(cfg.to_dict(), sort_keys=True), started, utc_now(), json.dumps(outputs, sort_keys=True))
     ctx.lake.append(ctx.spark.createDataFrame([row], SCHEMA), "gold", "runs")
