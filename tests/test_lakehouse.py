@@ -80,21 +80,22 @@ def test_identity_changes_when_a_table_is_rebuilt(spark, tmp_path):
 
 
 def test_writers_of_different_models_commit_at_the_same_time(spark, tmp_path):
-    """gold.recs is partitioned by model: two stages replacing their own model's rows both succeed
+    """gold.recs is partitioned by model: two stages replacing their own models' rows both succeed
     (unpartitioned, the second commit fails with ConcurrentAppendException)."""
     from concurrent.futures import ThreadPoolExecutor
 
     lake = Lakehouse(spark, tiny_config(tmp_path))
     frame = spark.range(200).select(F.col("id").alias("user_idx"))
 
-    def write(model: str, times: int = 3) -> None:
+    def write(models: tuple[str, ...], times: int = 3) -> None:
+        rows = frame.crossJoin(spark.createDataFrame([(m,) for m in models], "model string"))
+        owned = "model IN ({})".format(", ".join(f"'{m}'" for m in models))
         for _ in range(times):
-            lake.overwrite(frame.withColumn("model", F.lit(model)), "gold", "recs",
-                           replace_where=f"model = '{model}'", partition_by=["model"])
+            lake.overwrite(rows, "gold", "recs", replace_where=owned, partition_by=["model"])
 
-    write("seed", 1)
+    write(("seed",), 1)
     with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(write, "als"), pool.submit(write, "sasrec")]:
+        for done in [pool.submit(write, ("als", "ease")), pool.submit(write, ("sasrec",))]:
             done.result()
     counts = {r["model"]: r["count"] for r in lake.read("gold", "recs").groupBy("model").count().collect()}
-    assert counts == {"seed": 200, "als": 200, "sasrec": 200}
+    assert counts == {"seed": 200, "als": 200, "ease": 200, "sasrec": 200}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from functools import reduce
 
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame
@@ -129,14 +130,19 @@ def recommend(ctx: Context) -> None:
     run_once(ctx, "recommend", lambda run_id: _recommend(ctx, run_id))
 
 
-def write_recs(ctx: Context, stage: str, name: str, run_id: str, recs: DataFrame, fallback: DataFrame) -> None:
-    """A model's final-cut lists into gold.recs, every user's filled to k from `fallback`."""
-    with ctx.progress.step(stage, f"gold.recs model={name}") as step:
-        out = fill_to_k(recs, fallback, ctx.cfg.cf.k).select(
+def write_recs(ctx: Context, stage: str, run_id: str, lists: dict[str, DataFrame], fallback: DataFrame) -> None:
+    """Models' final-cut lists into gold.recs, every user's filled to k from `fallback`. One commit
+    for all of a stage's models: on a small shop a Delta commit costs more than a model's lists."""
+    with ctx.progress.step(stage, f"gold.recs models={','.join(lists)}") as step:
+        out = reduce(DataFrame.unionByName, [fill_to_k(recs, fallback, ctx.cfg.cf.k).select(
             F.lit(name).alias("model"), F.lit(run_id).alias("run_id"), F.lit("final").alias("cut"), "user_idx",
-            "rank", "item_idx", F.col("score").cast("float"), "filled")
-        ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model = '{name}'", partition_by=["model"])
+            "rank", "item_idx", F.col("score").cast("float"), "filled") for name, recs in lists.items()])
+        ctx.lake.overwrite(out, "gold", "recs", replace_where=f"model IN ({_quoted(lists)})", partition_by=["model"])
         step.rows = ctx.lake.last_commit_metrics("gold", "recs")["numOutputRows"]
+
+
+def _quoted(names) -> str:
+    return ", ".join(f"'{n}'" for n in names)
 
 
 def fallback_lists(ctx: Context, train: DataFrame) -> DataFrame:
@@ -196,12 +202,13 @@ def model_lists(ctx: Context, cut: str, depth: int,
     return models
 
 
-def write_candidates(ctx: Context, stage: str, cut: str, name: str, lists: DataFrame) -> None:
-    """One model's lists of one cut into gold.candidates, which hybrid fuses."""
-    with ctx.progress.step(stage, f"gold.candidates cut={cut} model={name}") as step:
-        out = lists.select(F.lit(cut).alias("cut"), F.lit(name).alias("model"), "user_idx", "rank", "item_idx",
-                           F.col("score").cast("double"))
-        ctx.lake.overwrite(out, "gold", "candidates", replace_where=f"cut = '{cut}' AND model = '{name}'")
+def write_candidates(ctx: Context, stage: str, cut: str, lists: dict[str, DataFrame]) -> None:
+    """Models' lists of one cut into gold.candidates, which hybrid fuses, in one commit."""
+    with ctx.progress.step(stage, f"gold.candidates cut={cut} models={','.join(lists)}") as step:
+        out = reduce(DataFrame.unionByName, [
+            recs.select(F.lit(cut).alias("cut"), F.lit(name).alias("model"), "user_idx", "rank", "item_idx",
+                        F.col("score").cast("double")) for name, recs in lists.items()])
+        ctx.lake.overwrite(out, "gold", "candidates", replace_where=f"cut = '{cut}' AND model IN ({_quoted(lists)})")
         step.rows = ctx.lake.last_commit_metrics("gold", "candidates")["numOutputRows"]
 
 
@@ -232,14 +239,14 @@ def _recommend(ctx: Context, run_id: str) -> None:
     fallback = fallback_lists(ctx, history(ctx, "interactions"))
     models = model_lists(ctx, "final", k)
     models["popularity"] = lambda: fallback
-    deep = model_lists(ctx, "final", final_depth(k, h.candidates))
-    for name, build in models.items():
-        if name in h.models:
-            write_candidates(ctx, "recommend", "final", name, deep[name]())
-            lists = candidate_lists(ctx, "final", [name], k, own=True)
-        else:
-            lists = build()
-        write_recs(ctx, "recommend", name, run_id, lists, fallback)
+    fused = [name for name in models if name in h.models]
+    lists = {name: build() for name, build in models.items() if name not in fused}
+    if fused:
+        deep = model_lists(ctx, "final", final_depth(k, h.candidates))
+        write_candidates(ctx, "recommend", "final", {name: deep[name]() for name in fused})
+        written = candidate_lists(ctx, "final", fused, k, own=True)
+        lists.update({name: written.where(F.col("model") == name).drop("model") for name in fused})
+    write_recs(ctx, "recommend", run_id, lists, fallback)
     fallback.unpersist()
 
 

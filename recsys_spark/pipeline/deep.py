@@ -140,15 +140,15 @@ def _run(ctx: Context, run_id: str) -> None:
     tuning_users = learning_users(ctx).join(seen, "user_idx")
     if sequence:
         tuning_users = tuning_users.join(last_items(histories, conf.max_len), "user_idx")
-    write_candidates(ctx, STAGE, "tuning", name, top_k(spec, model, tuning_users, ctx.cfg.hybrid.candidates))
+    write_candidates(ctx, STAGE, "tuning", {name: top_k(spec, model, tuning_users, ctx.cfg.hybrid.candidates)})
     final = history(ctx, "interactions")
     users = lake.read("gold", "id_map_users").select("user_idx").join(seen_lists(final), "user_idx")
     if sequence:
         users = users.join(last_items(sequence_history(history(ctx, "sequences")), conf.max_len), "user_idx")
     lists = top_k(spec, model, users, final_depth(k, ctx.cfg.hybrid.candidates)).cache()
-    write_candidates(ctx, STAGE, "final", name, lists)
+    write_candidates(ctx, STAGE, "final", {name: lists})
     fallback = fallback_lists(ctx, final)
-    write_recs(ctx, STAGE, name, run_id, lists.where(F.col("rank") <= k), fallback)
+    write_recs(ctx, STAGE, run_id, {name: lists.where(F.col("rank") <= k)}, fallback)
     fallback.unpersist()
     lists.unpersist()
     with ctx.progress.step(STAGE, "gold.deep_item_embeddings") as step:

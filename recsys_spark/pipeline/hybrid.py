@@ -57,8 +57,9 @@ def _candidates(ctx: Context, users: DataFrame) -> list[str]:
     model's were written by train_deep, which trained it."""
     h, wanted = ctx.cfg.hybrid, fused_models(ctx)
     builders = model_lists(ctx, "tuning", h.candidates, users)
-    for m in [m for m in wanted if m in builders]:
-        write_candidates(ctx, STAGE, "tuning", m, builders[m]())
+    built = [m for m in wanted if m in builders]
+    if built:
+        write_candidates(ctx, STAGE, "tuning", {m: builders[m]() for m in built})
     deep = [ctx.cfg.deep.recs_name] if "deep" in h.models else []
     written = ({r[0] for r in candidate_lists(ctx, "tuning", deep, h.candidates).select("model").distinct().collect()}
                if deep else set())
@@ -132,12 +133,11 @@ def _hybrid(ctx: Context, run_id: str) -> None:
     final = candidate_lists(ctx, "final", models, h.candidates).cache()
     fallback = fallback_lists(ctx, history(ctx, "interactions"))
     fused = fused_scores(final, METHODS, len(models), weights, h.candidates, h.rrf_k).cache()
-    for method in METHODS:
-        write_recs(ctx, STAGE, f"hybrid_{method}", run_id, top_k(fused, k, method), fallback)
     # with no tree the ranker's lists are the weighted fusion's: its feature table is not built
     reranked = (top_k(fused, k, "weighted") if ranker is None
                 else rerank(_table(ctx, "final", models, final, weights), ranker, features, k))
-    write_recs(ctx, STAGE, "hybrid_ranker", run_id, reranked, fallback)
+    write_recs(ctx, STAGE, run_id, {**{f"hybrid_{method}": top_k(fused, k, method) for method in METHODS},
+                                    "hybrid_ranker": reranked}, fallback)
     fused.unpersist()
     final.unpersist()
     fallback.unpersist()
