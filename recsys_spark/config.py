@@ -41,6 +41,8 @@ class LakehouseConf(Section):
     models_dir: str = ""
     # maintain: files no version younger than this needs are deleted (time travel reaches this far)
     vacuum_hours: Annotated[float, Field(ge=0.0)] = 168.0
+    # maintain: tables compacted and vacuumed at once (their small jobs overlap on the cores)
+    maintain_threads: Annotated[int, Field(ge=1, le=64)] = 4
 
 
 class SparkConf(Section):

@@ -7,6 +7,7 @@ so the stages that read a maintained table do not run again (see Lakehouse.ident
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from recsys_spark.pipeline.context import Context
 from recsys_spark.pipeline.runs import run_once
@@ -26,12 +27,17 @@ def _maintain(ctx: Context) -> None:
     hours = ctx.cfg.lakehouse.vacuum_hours
     if hours < 168:   # Delta refuses a shorter retention unless told: the config says so explicitly
         ctx.spark.conf.set(RETENTION_CHECK, "false")
-    for layer, tables in TABLES.items():
-        for table in tables:
-            if not ctx.lake.exists(layer, table):
-                continue
-            with ctx.progress.step(STAGE, f"{layer}.{table}"):
-                files = ctx.lake.maintain(layer, table, hours)
+    tables = [(layer, table) for layer, names in TABLES.items() for table in names if ctx.lake.exists(layer, table)]
+
+    def one(layer: str, table: str) -> dict[str, int]:
+        with ctx.progress.step(STAGE, f"{layer}.{table}"):   # each thread names its own Spark jobs
+            return ctx.lake.maintain(layer, table, hours)
+
+    # One table's OPTIMIZE and VACUUM are a string of small jobs, mostly driver-side waits: a few
+    # tables at once keep the cores busy (different tables never conflict).
+    with ThreadPoolExecutor(ctx.cfg.lakehouse.maintain_threads) as pool:
+        done = pool.map(lambda t: one(*t), tables)
+        for (layer, table), files in zip(tables, done, strict=True):
             if files["files_removed"]:
                 log.info("[%s] %s.%s: %d files compacted into %d", STAGE, layer, table, files["files_removed"],
                          files["files_added"])
