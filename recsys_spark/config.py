@@ -265,6 +265,7 @@ class DeepConf(Section):
     workers: Positive = 1
     mixed_precision: bool = False
     files_per_proc: Positive = 4
+    block_rows: Positive = 1024
     cache_dir: str = ""
     seed: int = 42
     sasrec: SASRecConf = SASRecConf()

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from pyspark.sql import functions as F
@@ -20,7 +21,7 @@ from recsys_spark.deep.data import (
     with_negatives,
 )
 from recsys_spark.deep.launch import launch
-from recsys_spark.deep.loader import ShortEpochError, as_matrix, epoch_batches, shard_rows
+from recsys_spark.deep.loader import ShortEpochError, epoch_batches, shard_rows
 from recsys_spark.deep.train import TrainSpec
 from recsys_spark.pipeline.cf import history
 
@@ -39,11 +40,11 @@ def data(spark, tmp_path_factory):
     full = spark.createDataFrame(rows, "user_idx int, items array<int>")
     train_hist = full.select("user_idx", F.slice("items", 1, 11).alias("items"))
     target = full.select("user_idx", F.element_at("items", 12).alias("item_idx"))
-    seqs = materialise(next_item_examples(train_hist, 8), str(root / "seq"), 4, packed=["inputs", "targets"])
+    seqs = materialise(next_item_examples(train_hist, 8), str(root / "seq"), 4, block_rows=8)
     materialise(next_item_examples(train_hist, 8), str(root / "seq_lists"), 4)
     pairs = train_hist.select("user_idx", F.explode("items").alias("item_idx"))
     items = pairs.groupBy("item_idx").agg(F.countDistinct("user_idx").alias("n_users"))
-    labelled = materialise(with_negatives(pairs, items, 2, "uniform", 7), str(root / "pairs"), 4)
+    labelled = materialise(with_negatives(pairs, items, 2, "uniform", 7), str(root / "pairs"), 4, block_rows=16)
     seen = pairs.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
     val = held_out_examples(sequence_history(train_hist), target, 8).join(seen, "user_idx")
     val.write.parquet(str(root / "val"))
@@ -64,14 +65,30 @@ def spec(data, model: str, ckpt: Path, **kw) -> TrainSpec:
 def test_training_data_shapes(data, spark):
     seq = spark.read.parquet(str(data["root"] / "seq_lists")).orderBy("user_idx").first()
     assert seq["inputs"] == walk(1, 11)[2:10] and seq["targets"] == walk(1, 11)[3:]  # the last 9 of 11 items
-    packed = spark.read.parquet(str(data["root"] / "seq")).orderBy("user_idx").first()
-    assert as_matrix(np.array([bytes(packed["inputs"]), bytes(packed["targets"])], dtype=object)).tolist() == [
-        seq["inputs"], seq["targets"]]
-    pairs = spark.read.parquet(str(data["root"] / "pairs"))
-    assert pairs.where("label = 1").count() == N_USERS * 11
-    assert 0 < pairs.where("label = 0").count() <= 2 * N_USERS * 11
-    negatives_seen = pairs.where("label = 0").join(data["pairs"], ["user_idx", "item_idx"]).count()
-    assert negatives_seen == 0
+    blocks = spark.read.parquet(str(data["root"] / "seq")).collect()
+    sizes = [b["block_rows"] for b in blocks]
+    assert sum(sizes) == data["seq_rows"] == N_USERS and max(sizes) == 8
+    # a block's rows end to end as little-endian int32, 8 items each
+    rows = {}
+    for b in blocks:
+        users = np.frombuffer(b["user_idx"], "<i4")
+        inputs, targets = (np.frombuffer(b[c], "<i4").reshape(-1, 8).tolist() for c in ("inputs", "targets"))
+        rows.update(zip(users.tolist(), zip(inputs, targets, strict=True), strict=True))
+    assert rows[1] == (seq["inputs"], seq["targets"]) and sorted(rows) == list(range(1, N_USERS + 1))
+    batches = list(epoch_batches(str(data["root"] / "pairs"), ["user_idx", "item_idx", "label"], 1000, 0, 1, seed=1))
+    pairs = pd.DataFrame({k: torch.cat([b[k] for b in batches]).numpy() for k in ("user_idx", "item_idx", "label")})
+    assert len(pairs) == data["pair_rows"] and (pairs["label"] == 1).sum() == N_USERS * 11
+    assert 0 < (pairs["label"] == 0).sum() <= 2 * N_USERS * 11
+    negatives = pairs.loc[pairs["label"] == 0, ["user_idx", "item_idx"]].merge(data["pairs"].toPandas())
+    assert negatives.empty  # no negative is an item its user had
+
+
+def test_blocked_parquet_names_the_column_it_cannot_hold(spark, tmp_path):
+    ragged = spark.createDataFrame([(1, [1, 2]), (2, [3])], "user_idx int, items array<int>")
+    with pytest.raises(Exception, match="column 'items' has arrays of lengths \\[1, 2\\]"):
+        materialise(ragged, str(tmp_path / "ragged"), 1, block_rows=4)
+    with pytest.raises(ValueError, match="column 'title' is string"):
+        materialise(spark.createDataFrame([(1, "a")], "user_idx int, title string"), str(tmp_path / "text"), 1, 4)
 
 
 def test_each_rank_reads_its_own_shard_and_all_rows_are_read(data):
@@ -89,8 +106,8 @@ def test_each_rank_reads_its_own_shard_and_all_rows_are_read(data):
         shard_rows(path, 5)
 
 
-def test_packed_and_list_layouts_give_the_same_batches(data):
-    """The packed layout changes how rows are stored, not which rows go where or in what order."""
+def test_blocked_and_list_layouts_give_the_same_batches(data):
+    """The blocked layout changes how rows are stored, not which rows go where or in what order."""
     read = {layout: list(epoch_batches(str(data["root"] / layout), ["user_idx", "inputs", "targets"], 7, 1, 2, seed=3))
             for layout in ("seq", "seq_lists")}
     assert len(read["seq"]) == len(read["seq_lists"]) > 1

@@ -17,7 +17,7 @@ import torch
 from pyspark.sql import functions as F
 
 from recsys_spark.bench.report import row, write_report
-from recsys_spark.config import load_config
+from recsys_spark.config import DeepConf, load_config
 from recsys_spark.deep.data import materialise
 from recsys_spark.deep.launch import launch
 from recsys_spark.deep.train import TrainSpec
@@ -48,7 +48,7 @@ def run() -> None:
         data = spark.range(USERS).select(F.col("id").cast("int").alias("user_idx"), walk.alias("items"))
         seqs = data.select("user_idx", F.slice("items", 1, LENGTH - 1).alias("inputs"),
                            F.slice("items", 2, LENGTH - 1).alias("targets"))
-        materialise(seqs, f"{root}/train", 8, packed=["inputs", "targets"])
+        materialise(seqs, f"{root}/train", 8, DeepConf().block_rows)
         data.limit(1000).select("user_idx", F.slice("items", 1, LENGTH - 1).alias("inputs"),
                                 F.element_at("items", LENGTH).alias("target"),
                                 F.array().cast("array<int>").alias("seen")).write.parquet(f"{root}/val")

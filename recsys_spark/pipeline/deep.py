@@ -111,7 +111,7 @@ def _run(ctx: Context, run_id: str) -> None:
             data = with_negatives(train, history(ctx, "item_features", "tuning").select("item_idx", "n_users"),
                                   conf.negatives, conf.negative_sampling, conf.seed)
             fields = ["user_idx", "item_idx", "label"]
-        step.rows = materialise(data, f"{cache}/train", files, packed=fields if sequence else ())
+        step.rows = materialise(data, f"{cache}/train", files, conf.block_rows)
     with ctx.progress.step(STAGE, "validation targets") as step:
         targets = held_out(ctx, "validation")
         targets = first_held_out(lake.read("gold", "splits"), targets)
