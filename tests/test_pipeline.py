@@ -12,6 +12,7 @@ from recsys_spark.features.split import leave_last_out_split, make_split
 from recsys_spark.pipeline import STAGES, TABLES, bandit_summary, metrics_summary, run_stage
 from recsys_spark.pipeline.cf import history
 from recsys_spark.pipeline.context import Context
+from recsys_spark.pipeline.maintain import RETENTION_CHECK
 from recsys_spark.pipeline.runs import changed_reads, last_run
 from tests.conftest import tiny_config
 
@@ -212,7 +213,9 @@ def test_maintain_compacts_and_vacuums_without_changing_a_row_or_rerunning_a_sta
               if ctx.lake.exists(layer, t)}
     before = {stage: last_run(ctx, stage)["run_id"] for stage in ("quality", "features")}
     files = len(list((tmp_path / "lakehouse").rglob("*.parquet")))
+    check = ctx.spark.conf.get(RETENTION_CHECK, None)
     run_stage(ctx, "maintain")
+    assert ctx.spark.conf.get(RETENTION_CHECK, None) == check   # off for the stage only, as it was after
     counts[("gold", "runs")] += 1   # the maintain run itself
     assert {key: ctx.lake.count(*key) for key in counts} == counts   # every table readable, rows as they were
     assert len(list((tmp_path / "lakehouse").rglob("*.parquet"))) < files   # compacted, old versions vacuumed
