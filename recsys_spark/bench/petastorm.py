@@ -5,11 +5,11 @@ The data is what SASRec trains on: rows of two 50-item int arrays, written by Sp
 once as Spark writes arrays (list columns) and once blocked as the pipeline materialises them
 (deep.data.blocked: 1,024 rows per Parquet row). The reference is pyarrow on the list layout by its
 fastest plain path (flatten, reshape, no Python per row, no shuffle); pyarrow on the blocked layout
-is shown too. Each
-reader makes 5 full passes as batches of 256 torch tensors; the best pass counts. Three cases:
-200,000 and 1,000,000 rows in 8 files, and 1,000,000 rows in 40 files, which has the 25,000-row
-files of the first with the pass length of the second: the rate of every reader depends on the
-rows per file (a file's matrices fit in the CPU's cache or do not) more than on the pass length.
+is shown too. Each reader makes 5 full passes as batches of 256 torch tensors; the best pass counts.
+Three cases: 200,000 and 1,000,000 rows in 8 files, and 1,000,000 rows in 40 files, which has the
+25,000-row files of the first with the pass length of the second: the rate of every reader depends
+on the rows per file (a file's matrices fit in the CPU's cache or do not) more than on the pass
+length.
 """
 from __future__ import annotations
 

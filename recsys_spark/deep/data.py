@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType, StructField
+from pyspark.sql.types import ArrayType, BinaryType, IntegerType, StructField, StructType
 
 BLOCK_ROWS = "block_rows"  # in blocked Parquet: how many of a block's rows are real
 
@@ -105,8 +105,6 @@ def blocked(df: DataFrame, rows: int) -> DataFrame:
     (a take of all its rows), which for a binary value is one memcpy: per example that is 25,000
     objects in a 25,000-row file, per block of 1,024 examples 25. Each column's metadata keeps its
     dtype and whether it holds arrays; the loader reads both back from the footer."""
-    from pyspark.sql.types import BinaryType, IntegerType, StructField, StructType
-
     fields = df.schema.fields
     layout = {f.name: {"block_rows": rows, "dtype": _block_dtype(f), "array": isinstance(f.dataType, ArrayType)}
               for f in fields}
@@ -157,4 +155,6 @@ def materialise(df: DataFrame, path: str, files: int, block_rows: int = 0) -> in
     out = keyed.repartition(files, "_key").sortWithinPartitions("_key").drop("_key")
     (blocked(out, block_rows) if block_rows else out).write.mode("overwrite").parquet(path)
     written = df.sparkSession.read.parquet(path)
-    return written.agg(F.sum(BLOCK_ROWS)).first()[0] or 0 if block_rows else written.count()
+    if not block_rows:
+        return written.count()
+    return written.agg(F.sum(BLOCK_ROWS)).first()[0] or 0
