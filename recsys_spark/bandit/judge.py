@@ -7,18 +7,19 @@ must equal the observed CTR); a fixed policy (the items of highest user-item aff
 order); LinUCB and Thompson learned from the random logs two-fold by time (learn on one half, judge
 on the other, both ways); every other logging policy judged from the random logs, against its
 observed CTR. Where the Open Bandit Pipeline (`obp`) imports, its IPW, SNIPW and DR run on the
-same arrays and the largest gap to ours is recorded.
+same blocks of rows and the largest gap to ours is recorded.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from recsys_spark.bandit.logs import Logs, read_logs, shown_rates
 from recsys_spark.bandit.offline import action_dist, learn_from_logs
-from recsys_spark.bandit.ope import ESTIMATORS, deterministic_dist, estimate, rate_by_slot
+from recsys_spark.bandit.ope import ESTIMATORS, deterministic_dist, interval, rate_by_slot, terms
 from recsys_spark.bandit.policies import Policy, make_policy
 from recsys_spark.bandit.simulator import Shop, simulate
 from recsys_spark.config import BanditConf
@@ -57,15 +58,64 @@ def online(conf: BanditConf, shop: Shop, policies: dict[str, Policy], dataset: s
     return rows, curves
 
 
-def _estimates(model: str, data: Logs, dist: np.ndarray, q: np.ndarray, conf: BanditConf, dataset: str,
-               names: list[str], **extra: object) -> tuple[list[dict], dict[str, float]]:
-    rows, values = [], {}
+# a block of a log's rows -> the judged policy's action distribution and the reward model's q on them
+Dist = Callable[[slice], tuple[np.ndarray, np.ndarray]]
+
+
+def _judge(model: str, segments: list[tuple[Logs, Dist]], conf: BanditConf, dataset: str, names: list[str],
+           gaps: dict[str, float] | None = None, **extra: object) -> tuple[list[Record], dict[str, float]]:
+    """Each estimator over the segments' rows in order, a block of rows at a time (a full campaign's
+    distributions would not fit in memory at once). With `gaps`, the Open Bandit Pipeline's
+    estimators run on the same blocks, and the largest difference to ours is kept there."""
+    parts: dict[str, list[np.ndarray]] = {e: [] for e in names}
+    for data, dist_of in segments:
+        for rows in data.blocks():
+            dist, q = dist_of(rows)
+            args = (data.reward[rows], data.action[rows], data.position[rows], data.pscore[rows], dist, q)
+            for e in names:
+                parts[e].append(terms(e, *args))
+            if gaps is not None:
+                _peer(gaps, *args)
+    records, values = [], {}
     for e in names:
-        est = estimate(e, data.reward, data.action, data.position, data.pscore, dist, q, conf.bootstrap, conf.seed)
+        est = interval(e, np.concatenate(parts[e], axis=1), conf.bootstrap, conf.seed)
         values[e] = est.value
-        rows.append(row(model, e, round(est.value, 6), None, low=round(est.low, 6), high=round(est.high, 6),
-                        dataset=dataset, **extra))
-    return rows, values
+        records.append(row(model, e, round(est.value, 6), None, low=round(est.low, 6), high=round(est.high, 6),
+                           dataset=dataset, **extra))
+    return records, values
+
+
+def _each_row(a: np.ndarray, block: slice) -> np.ndarray:
+    """An (items, slots) array as the same one for every row of the block, without copying it."""
+    return np.broadcast_to(a, (block.stop - block.start, *a.shape))
+
+
+def _fixed(dist: np.ndarray, q: np.ndarray) -> Dist:
+    """The same distribution and reward model for every row."""
+    return lambda block: (_each_row(dist, block), _each_row(q, block))
+
+
+def _top_affinity(logs: Logs, slots: int, q: np.ndarray) -> Dist:
+    """A fixed policy: the items of highest user-item affinity, ties by item id."""
+    def dist_of(block: slice) -> tuple[np.ndarray, np.ndarray]:
+        top = np.argsort(-np.log1p(logs.affinity[block]), axis=1, kind="stable")[:, :slots]
+        return deterministic_dist(top, logs.n_actions), _each_row(q, block)
+    return dist_of
+
+
+def _learned(policy: Policy, logs: Logs, q: np.ndarray, draws: int) -> Dist:
+    """A learned policy on the logs it is judged on, with the reward model of the half it learned from."""
+    return lambda block: (action_dist(policy, logs, block, draws), _each_row(q, block))
+
+
+def _logged(logs: Logs, slots: int, q: np.ndarray) -> Dist:
+    """The logging policy itself: what it showed, with the probability it logged."""
+    def dist_of(block: slice) -> tuple[np.ndarray, np.ndarray]:
+        n = block.stop - block.start
+        dist = np.zeros((n, logs.n_actions, slots))
+        dist[np.arange(n), logs.action[block], logs.position[block]] = logs.pscore[block]
+        return dist, _each_row(q, block)
+    return dist_of
 
 
 def offline(conf: BanditConf) -> tuple[list[Record], list[str], str]:
@@ -76,24 +126,18 @@ def offline(conf: BanditConf) -> tuple[list[Record], list[str], str]:
     everything = list(ESTIMATORS)
     weighted = [e for e in everything if e != "replay"]
     slots = random_logs.n_positions
-    q_all = np.broadcast_to(rate_by_slot(random_logs.reward, random_logs.action, random_logs.position,
-                                         random_logs.n_actions, slots), (len(random_logs.reward),
-                                                                         random_logs.n_actions, slots))
-    uniform = np.full((len(random_logs.reward), random_logs.n_actions, slots), 1.0 / random_logs.n_actions)
+    q_all = rate_by_slot(random_logs.reward, random_logs.action, random_logs.position, random_logs.n_actions, slots)
+    uniform = np.full((random_logs.n_actions, slots), 1.0 / random_logs.n_actions)
     rows = [row(lc.random_policy, "observed_ctr", round(random_logs.ctr, 6), None, logs=lc.random_policy,
                 dataset=dataset)]
-    out, _ = _estimates(lc.random_policy, random_logs, uniform, q_all, conf, dataset, everything,
-                        logs=lc.random_policy)
+    out, _ = _judge(lc.random_policy, [(random_logs, _fixed(uniform, q_all))], conf, dataset, everything,
+                    logs=lc.random_policy)
     rows += out
-    peer_inputs: list[tuple[Logs, np.ndarray, np.ndarray]] = []
+    gaps = {"ipw": 0.0, "snipw": 0.0, "dr": 0.0} if _has_obp() else None
 
-    # A fixed policy: the items of highest user-item affinity, ties by item id.
-    affinity = random_logs.contexts[:, :, -2]
-    fixed = np.argsort(-affinity, axis=1, kind="stable")[:, :slots]
-    dist = deterministic_dist(fixed, random_logs.n_actions)
-    out, _ = _estimates("affinity_top3", random_logs, dist, q_all, conf, dataset, everything, logs=lc.random_policy)
+    out, _ = _judge("affinity_top3", [(random_logs, _top_affinity(random_logs, slots, q_all))], conf, dataset,
+                    everything, gaps, logs=lc.random_policy)
     rows += out
-    peer_inputs.append((random_logs, dist, q_all))
 
     # LinUCB and Thompson learned on one half by time, judged on the other, both ways.
     half = len(random_logs.reward) // 2
@@ -101,21 +145,16 @@ def offline(conf: BanditConf) -> tuple[list[Record], list[str], str]:
              (np.arange(half, len(random_logs.reward)), np.arange(half))]
     learned_snipw = {}
     for learner in ("linucb", "thompson"):
-        dists, qs, order = [], [], []
+        segments = []
         for train, judge in folds:
             tr, ju = random_logs.take(train), random_logs.take(judge)
-            policy = learn_from_logs(make_policy(learner, tr.contexts.shape[-1], slots, conf.seed, **conf.params()), tr)
-            dists.append(action_dist(policy, ju, conf.thompson_draws if learner == "thompson" else 1))
-            qs.append(np.broadcast_to(rate_by_slot(tr.reward, tr.action, tr.position, tr.n_actions, slots),
-                                      (len(judge), tr.n_actions, slots)))
-            order.append(judge)
-        judged = random_logs.take(np.concatenate(order))
-        dist, q = np.concatenate(dists), np.concatenate(qs)
-        out, _ = _estimates(learner, judged, dist, q, conf, dataset, everything, logs=lc.random_policy,
-                                 learned="two-fold by time")
+            policy = learn_from_logs(make_policy(learner, tr.dim, slots, conf.seed, **conf.params()), tr)
+            q = rate_by_slot(tr.reward, tr.action, tr.position, tr.n_actions, slots)
+            segments.append((ju, _learned(policy, ju, q, conf.thompson_draws if learner == "thompson" else 1)))
+        out, _ = _judge(learner, segments, conf, dataset, everything, gaps, logs=lc.random_policy,
+                        learned="two-fold by time")
         rows += out
         learned_snipw[learner] = next(r for r in out if r["metric"] == "snipw")
-        peer_inputs.append((judged, dist, q))
 
     random_snipw = next(r for r in rows if r["model"] == lc.random_policy and r["metric"] == "snipw")
     for learner, r in learned_snipw.items():
@@ -124,21 +163,19 @@ def offline(conf: BanditConf) -> tuple[list[Record], list[str], str]:
 
     # Every other logging policy: on its own logs (sanity), and estimated from the random logs.
     for other in lc.other_policies:
-        logs = read_logs(lc.root, other, lc.campaign)
+        logs = read_logs(lc.root, other, lc.campaign, features=False)
         rows.append(row(other, "observed_ctr", round(logs.ctr, 6), None, logs=other, dataset=dataset))
-        own = np.zeros((len(logs.reward), logs.n_actions, slots))
-        own[np.arange(len(logs.reward)), logs.action, logs.position] = logs.pscore
-        q_own = np.broadcast_to(rate_by_slot(logs.reward, logs.action, logs.position, logs.n_actions, slots),
-                                own.shape)
-        out, _ = _estimates(other, logs, own, q_own, conf, dataset, ["ipw", "snipw"], logs=other)
+        q_own = rate_by_slot(logs.reward, logs.action, logs.position, logs.n_actions, slots)
+        out, _ = _judge(other, [(logs, _logged(logs, slots, q_own))], conf, dataset, ["ipw", "snipw"], logs=other)
         rows += out
-        dist = np.broadcast_to(shown_rates(logs), (len(random_logs.reward), logs.n_actions, slots))
-        out, values = _estimates(other, random_logs, dist, q_all, conf, dataset, weighted, logs=lc.random_policy)
+        out, values = _judge(other, [(random_logs, _fixed(shown_rates(logs), q_all))], conf, dataset, weighted,
+                             logs=lc.random_policy)
         rows += out
         for e, v in values.items():
             rows.append(row(other, f"{e}_relative_error", round(abs(v - logs.ctr) / logs.ctr, 4), None,
                             logs=lc.random_policy, dataset=dataset))
-    rows += _peer(peer_inputs, dataset)
+    if gaps is not None:
+        rows += [row(f"obp_vs_ours_{e}", "max_abs_difference", g, None, dataset=dataset) for e, g in gaps.items()]
     notes = [
         f"offline: {random_logs.source}; DR's reward model is each (item, slot)'s click rate shrunk to the mean "
         "(from the training half for learned policies); bts's action distribution is how often its logs show "
@@ -148,20 +185,26 @@ def offline(conf: BanditConf) -> tuple[list[Record], list[str], str]:
     return rows, notes, name
 
 
-def _peer(inputs: list[tuple[Logs, np.ndarray, np.ndarray]], dataset: str) -> list[dict]:
-    """The Open Bandit Pipeline's estimators on the same arrays: the largest gap to ours per estimator."""
+def _has_obp() -> bool:
     try:
-        from obp.ope import DoublyRobust, InverseProbabilityWeighting, SelfNormalizedInverseProbabilityWeighting
+        import obp.ope  # noqa: F401
     except ImportError:
-        return []
+        return False
+    return True
+
+
+def _peer(gaps: dict[str, float], reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
+          dist: np.ndarray, q: np.ndarray) -> None:
+    """The Open Bandit Pipeline's estimators on one block: the largest gap to ours per estimator."""
+    from obp.ope import DoublyRobust, InverseProbabilityWeighting, SelfNormalizedInverseProbabilityWeighting
+
     peers = {"ipw": InverseProbabilityWeighting(), "snipw": SelfNormalizedInverseProbabilityWeighting(),
              "dr": DoublyRobust()}
-    gaps = {e: 0.0 for e in peers}
-    for lg, dist, q in inputs:
-        for e, peer in peers.items():
-            kw = {"estimated_rewards_by_reg_model": np.ascontiguousarray(q)} if e == "dr" else {}
-            theirs = peer.estimate_policy_value(reward=lg.reward, action=lg.action, position=lg.position,
-                                                pscore=lg.pscore, action_dist=dist, **kw)
-            ours = estimate(e, lg.reward, lg.action, lg.position, lg.pscore, dist, q, n_boot=1).value
-            gaps[e] = max(gaps[e], abs(theirs - ours))
-    return [row(f"obp_vs_ours_{e}", "max_abs_difference", g, None, dataset=dataset) for e, g in gaps.items()]
+    for e, peer in peers.items():
+        kw = {"estimated_rewards_by_reg_model": np.ascontiguousarray(q)} if e == "dr" else {}
+        with np.errstate(invalid="ignore"):   # SNIPW of a block the policy never agrees with: 0 / 0 for both
+            theirs = peer.estimate_policy_value(reward=reward, action=action, position=position, pscore=pscore,
+                                                action_dist=dist, **kw)
+        ours = ESTIMATORS[e][1](terms(e, reward, action, position, pscore, dist, q))
+        gap = 0.0 if np.isnan(theirs) and np.isnan(ours) else abs(theirs - ours)
+        gaps[e] = max(gaps[e], np.inf if np.isnan(gap) else gap)

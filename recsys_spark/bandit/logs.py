@@ -5,6 +5,7 @@ Any campaign and logging policy of the data set reads the same way.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,26 +13,34 @@ import numpy as np
 import pandas as pd
 
 REQUIRED = ["timestamp", "item_id", "position", "click", "propensity_score"]
+BLOCK = 65_536   # rows whose contexts exist at once: the whole log's are rows x items x (items + 3) floats
 
 
 @dataclass(frozen=True)
 class Logs:
-    """One row per impression, in time order; positions from 0."""
+    """One row per impression, in time order; positions from 0. A policy's features for each (row,
+    item) are built a block of rows at a time (`contexts`): for a full OBD campaign they would take
+    tens of gigabytes at once."""
 
     source: str
     reward: np.ndarray
     action: np.ndarray
     position: np.ndarray
     pscore: np.ndarray
-    contexts: np.ndarray     # (rows, items, features): what a policy sees for each item it could show
+    item_feature: np.ndarray          # (items,): item_feature_0
+    affinity: np.ndarray | None       # (rows, items): the user's affinity to each item; None if not read
 
     @property
     def n_actions(self) -> int:
-        return self.contexts.shape[1]
+        return len(self.item_feature)
 
     @property
     def n_positions(self) -> int:
         return int(self.position.max()) + 1
+
+    @property
+    def dim(self) -> int:
+        return self.n_actions + 3
 
     @property
     def ctr(self) -> float:
@@ -39,45 +48,60 @@ class Logs:
 
     def take(self, rows: np.ndarray) -> Logs:
         return Logs(self.source, self.reward[rows], self.action[rows], self.position[rows], self.pscore[rows],
-                    self.contexts[rows])
+                    self.item_feature, None if self.affinity is None else self.affinity[rows])
+
+    def blocks(self, size: int | None = None) -> Iterator[slice]:
+        size = size or BLOCK
+        return (slice(start, min(start + size, len(self.reward))) for start in range(0, len(self.reward), size))
+
+    def contexts(self, rows: slice) -> np.ndarray:
+        """(rows, items, features) for a block of rows: a bias, the item (one-hot), the user's
+        affinity to it (log1p) and its numeric feature."""
+        if self.affinity is None:
+            raise ValueError(f"bandit logs {self.source} were read without their user-item features")
+        affinity = self.affinity[rows]
+        n, items = len(affinity), self.n_actions
+        return np.concatenate([
+            np.ones((n, items, 1)),
+            np.broadcast_to(np.eye(items), (n, items, items)),
+            np.log1p(affinity)[..., None],
+            np.broadcast_to(self.item_feature[None, :, None], (n, items, 1)),
+        ], axis=-1)
 
 
 def log_path(root: str | Path, policy: str, campaign: str) -> Path:
     return Path(root) / policy / campaign / f"{campaign}.csv"
 
 
-def read_logs(root: str | Path, policy: str, campaign: str) -> Logs:
-    """The logs with pair features per (row, item): a bias, the item (one-hot), the user's affinity
-    to it and its numeric feature. A missing file or column is named in the error."""
+def read_logs(root: str | Path, policy: str, campaign: str, features: bool = True) -> Logs:
+    """The logs, with each user's affinity to every item where `features` (what a policy learns
+    from; the estimators need only what was shown). A missing file or column is named in the error."""
     path = log_path(root, policy, campaign)
     items_path = path.with_name("item_context.csv")
     for p in (path, items_path):
         if not p.is_file():
             raise FileNotFoundError(f"bandit logs: no file {p} (logs.root={root}, policy={policy}, "
                                     f"campaign={campaign})")
-    df = pd.read_csv(path, index_col=0)
-    missing = [c for c in REQUIRED if c not in df.columns]
+    header = pd.read_csv(path, nrows=0).columns
+    missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise ValueError(f"bandit logs {path}: missing column {missing[0]!r}")
-    df = df.sort_values("timestamp", kind="stable")
     items = pd.read_csv(items_path, index_col=0).set_index("item_id").sort_index()
     n_actions = len(items)
+    affinities = [f"user-item_affinity_{a}" for a in range(n_actions)]
+    with_affinity = features and affinities[-1] in header
+    df = pd.read_csv(path, index_col=0, usecols=[header[0], *REQUIRED, *(affinities if with_affinity else [])])
+    df = df.sort_values("timestamp", kind="stable")
     bad = df.index[(df["item_id"] < 0) | (df["item_id"] >= n_actions) | (df["propensity_score"] <= 0)]
     if len(bad):
         raise ValueError(f"bandit logs {path}: row {bad[0]} has an item outside item_context.csv "
                          f"or a propensity that is not positive")
-    affinity = df[[f"user-item_affinity_{a}" for a in range(n_actions)]].to_numpy(float) \
-        if f"user-item_affinity_{n_actions - 1}" in df.columns else np.zeros((len(df), n_actions))
-    rows = len(df)
-    feature0 = items["item_feature_0"].to_numpy(float)
-    contexts = np.concatenate([
-        np.ones((rows, n_actions, 1)),
-        np.broadcast_to(np.eye(n_actions), (rows, n_actions, n_actions)),
-        np.log1p(affinity)[..., None],
-        np.broadcast_to(feature0[None, :, None], (rows, n_actions, 1)),
-    ], axis=-1)
+    affinity = None
+    if features:
+        affinity = df[affinities].to_numpy(float) if with_affinity else np.zeros((len(df), n_actions))
     return Logs(str(path), df["click"].to_numpy(float), df["item_id"].to_numpy(int),
-                df["position"].to_numpy(int) - 1, df["propensity_score"].to_numpy(float), contexts)
+                df["position"].to_numpy(int) - 1, df["propensity_score"].to_numpy(float),
+                items["item_feature_0"].to_numpy(float), affinity)
 
 
 def shown_rates(logs: Logs) -> np.ndarray:

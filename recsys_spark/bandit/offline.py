@@ -11,20 +11,22 @@ from recsys_spark.bandit.policies import Policy
 def learn_from_logs(policy: Policy, logs: Logs, batch: int = 1000) -> Policy:
     """Each logged impression is one (features of the shown item, click) example, fed in time order
     in mini-batches, the way the policy would have been refreshed."""
-    for start in range(0, len(logs.reward), batch):
-        rows = np.arange(start, min(start + batch, len(logs.reward)))
-        policy.learn(logs.contexts[rows, logs.action[rows]], logs.action[rows], logs.reward[rows])
-        policy.rounds += len(rows)
+    for rows in logs.blocks(batch):
+        shown = logs.contexts(rows)[np.arange(rows.stop - rows.start), logs.action[rows]]
+        policy.learn(shown, logs.action[rows], logs.reward[rows])
+        policy.rounds += rows.stop - rows.start
     return policy
 
 
-def action_dist(policy: Policy, logs: Logs, draws: int = 1) -> np.ndarray:
-    """(rows, items, slots): the share of `draws` choices that put each item in each slot. One draw
-    for a deterministic policy; more for a randomised one (Thompson), whose distribution they sample."""
-    rows = len(logs.reward)
-    items = np.broadcast_to(np.arange(logs.n_actions), (rows, logs.n_actions))
-    dist = np.zeros((rows, logs.n_actions, policy.slate))
+def action_dist(policy: Policy, logs: Logs, rows: slice, draws: int = 1) -> np.ndarray:
+    """(rows, items, slots) for a block of rows: the share of `draws` choices that put each item in
+    each slot. One draw for a deterministic policy; more for a randomised one (Thompson), whose
+    distribution they sample."""
+    contexts = logs.contexts(rows)
+    n = len(contexts)
+    items = np.broadcast_to(np.arange(logs.n_actions), (n, logs.n_actions))
+    dist = np.zeros((n, logs.n_actions, policy.slate))
     for _ in range(draws):
-        shown = policy.choose(logs.contexts, items, np.zeros(items.shape))
-        dist[np.arange(rows)[:, None], shown, np.arange(policy.slate)[None, :]] += 1.0 / draws
+        shown = policy.choose(contexts, items, np.zeros(items.shape))
+        dist[np.arange(n)[:, None], shown, np.arange(policy.slate)[None, :]] += 1.0 / draws
     return dist

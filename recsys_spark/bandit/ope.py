@@ -71,12 +71,15 @@ ESTIMATORS: dict[str, tuple[Estimator, Callable[[np.ndarray], float]]] = {
 }
 
 
-def estimate(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
-             action_dist: np.ndarray, q: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
-             level: float = 0.95) -> Estimate:
+def terms(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
+          action_dist: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
+    """(2, rows): an estimator's per-row terms, which blocks of a log give apart and `interval` joins."""
+    return ESTIMATORS[name][0](reward, action, position, pscore, action_dist, q)
+
+
+def interval(name: str, terms: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
     """The estimate on all rows, and the percentile interval over `n_boot` resamples of the rows."""
-    terms_fn, combine = ESTIMATORS[name]
-    terms = terms_fn(reward, action, position, pscore, action_dist, q)
+    combine = ESTIMATORS[name][1]
     rng = np.random.default_rng(seed)
     n = terms.shape[1]
     boot = np.empty(n_boot)
@@ -85,6 +88,12 @@ def estimate(name: str, reward: np.ndarray, action: np.ndarray, position: np.nda
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(boot, [tail, 100 - tail])
     return Estimate(combine(terms), float(low), float(high), n)
+
+
+def estimate(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
+             action_dist: np.ndarray, q: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
+             level: float = 0.95) -> Estimate:
+    return interval(name, terms(name, reward, action, position, pscore, action_dist, q), n_boot, seed, level)
 
 
 def rate_by_slot(reward: np.ndarray, action: np.ndarray, position: np.ndarray, n_actions: int,
