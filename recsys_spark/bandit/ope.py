@@ -77,17 +77,18 @@ def terms(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarra
     return ESTIMATORS[name][0](reward, action, position, pscore, action_dist, q)
 
 
-def interval(name: str, terms: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """The estimate on all rows, and the percentile interval over `n_boot` resamples of the rows."""
+def interval(name: str, per_row: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
+    """The estimate from `terms`' per-row values, and the percentile interval over `n_boot` resamples
+    of the rows."""
     combine = ESTIMATORS[name][1]
     rng = np.random.default_rng(seed)
-    n = terms.shape[1]
+    n = per_row.shape[1]
     boot = np.empty(n_boot)
     for i in range(n_boot):
-        boot[i] = combine(terms[:, rng.integers(0, n, n)])
+        boot[i] = combine(per_row[:, rng.integers(0, n, n)])
     tail = (1 - level) / 2 * 100
     low, high = np.nanpercentile(boot, [tail, 100 - tail])
-    return Estimate(combine(terms), float(low), float(high), n)
+    return Estimate(combine(per_row), float(low), float(high), n)
 
 
 def estimate(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
