@@ -366,6 +366,7 @@ class BanditLogsConf(Section):
     campaign: str = "men"
     random_policy: str = "random"       # the uniformly random logs (replay and learning need them)
     other_policies: list[str] = ["bts"]
+    block_mb: Annotated[float, Field(gt=0)] = 256   # judge: a block of rows' features (rows x items x features x 8 B)
 
 
 class TrackingConf(Section):

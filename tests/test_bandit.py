@@ -11,8 +11,8 @@ from obp.ope import DoublyRobust, InverseProbabilityWeighting, SelfNormalizedInv
 from recsys_spark.bandit.judge import offline
 from recsys_spark.bandit.logs import read_logs, shown_rates
 from recsys_spark.bandit.offline import action_dist, learn_from_logs
-from recsys_spark.bandit.ope import deterministic_dist, estimate
-from recsys_spark.bandit.policies import load_policy, make_policy
+from recsys_spark.bandit.ope import deterministic_dist, estimate, intervals, ipw_terms, replay_terms
+from recsys_spark.bandit.policies import load_policy, make_policy, top
 from recsys_spark.bandit.simulator import FEATURES, Shop, play, simulate
 from recsys_spark.config import ConfigError, load_config
 from recsys_spark.pipeline import run_stage
@@ -64,6 +64,29 @@ def test_the_logging_policy_judged_on_its_own_logs_is_the_observed_rate():
     est = estimate("snipw", REWARD, ACTION, POSITION, PSCORE, own, n_boot=200, seed=1)
     assert est.value == pytest.approx(0.5) and _value("ipw", own) == pytest.approx(0.5)
     assert est.low <= 0.5 <= est.high and est.low < est.high
+
+
+def test_an_interval_is_the_percentiles_of_the_estimates_over_rows_drawn_again_with_replacement():
+    """Every estimator meets the same resamples: here drawn by hand, row indices with replacement."""
+    per_row = {"ipw": ipw_terms(REWARD, ACTION, POSITION, PSCORE, _target()),
+               "replay": replay_terms(REWARD, ACTION, POSITION, PSCORE, deterministic_dist(np.tile([0, 1], (6, 1)), 2))}
+    got = intervals(per_row, n_boot=40, seed=3)
+    rng = np.random.default_rng(3)
+    draws = [rng.integers(0, 6, 6) for _ in range(40)]
+    combine = {"ipw": lambda t: t[0].mean(),
+               "replay": lambda t: t[0].sum() / t[1].sum() if t[1].sum() > 0 else np.nan}
+    for name, terms in per_row.items():
+        low, high = np.nanpercentile([combine[name](terms[:, d]) for d in draws], [2.5, 97.5])
+        assert (got[name].low, got[name].high) == (pytest.approx(low), pytest.approx(high))
+        assert got[name].value == pytest.approx(combine[name](terms)) and got[name].low < got[name].high
+
+
+def test_a_slate_is_the_best_scores_first_with_ties_to_the_earlier_candidate():
+    scores = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [0.0, -np.inf, 5.0, -np.inf]])
+    assert top(scores, 2).tolist() == [[1, 2], [0, 1], [2, 0]]
+    assert top(scores[:2], 4).tolist() == [[1, 2, 0, 3], [0, 1, 2, 3]]
+    ties = np.random.default_rng(0).integers(0, 3, (500, 20)).astype(float)
+    np.testing.assert_array_equal(top(ties, 3), np.argsort(-ties, axis=1, kind="stable")[:, :3])
 
 
 def test_linucb_update_and_scores_equal_hand_computed_matrices():
@@ -155,12 +178,14 @@ def test_logs_read_in_time_order_and_a_learned_policy_prefers_the_clicked_item(t
     assert logs.action[:2].tolist() == [0, 1] and logs.position[:2].tolist() == [0, 1]
     assert logs.contexts(slice(0, 40)).shape == (40, 2, logs.dim) and logs.dim == 1 + 2 + 2 and logs.ctr == 0.5
     np.testing.assert_allclose(shown_rates(logs), [[1.0, 0.0], [0.0, 1.0]])
+    # bias, item one-hot, log1p(affinity), item_feature_0 of the shown items
+    np.testing.assert_allclose(logs.shown(slice(0, 2)), [[1, 1, 0, 0, 0.5], [1, 0, 1, 0, -0.5]])
     policy = learn_from_logs(make_policy("linucb", logs.dim, slate=1, alpha=0.0), logs, batch=8)
     assert policy.rounds == 40
     assert (action_dist(policy, logs, slice(0, 40))[:, 0, 0] == 1.0).all()   # item 0 was the one clicked
 
 
-def test_off_policy_estimates_a_block_of_rows_at_a_time_equal_those_of_the_whole_log(tmp_path, monkeypatch):
+def test_off_policy_estimates_a_block_of_rows_at_a_time_equal_those_of_the_whole_log(tmp_path):
     """A full campaign's (rows, items, features) contexts do not fit in memory, so the judge builds
     them, and the policies' distributions, a block of rows at a time: the estimates must not change."""
     rng = np.random.default_rng(3)
@@ -169,10 +194,10 @@ def test_off_policy_estimates_a_block_of_rows_at_a_time_equal_those_of_the_whole
                                 1 + int(rng.integers(2)), int(rng.random() < 0.3),
                                 0.5 if policy == "random" else rng.uniform(0.2, 0.8), rng.random(), rng.random())
                                for s in range(90)], policy)
-    conf = load_config(None, "obd", [f"bandit.logs.root={tmp_path}", "bandit.bootstrap=50"]).bandit
-    whole, _, _ = offline(conf)
-    monkeypatch.setattr("recsys_spark.bandit.logs.BLOCK", 7)
-    blocked, _, _ = offline(conf)
+    settings = [f"bandit.logs.root={tmp_path}", "bandit.bootstrap=50"]
+    whole, _, _ = offline(load_config(None, "obd", settings).bandit)
+    seven_rows = 7 * 2 * (1 + 2 + 2) * 8 / 2**20   # MB: 2 items x 5 features x 8 bytes a row
+    blocked, _, _ = offline(load_config(None, "obd", [*settings, f"bandit.logs.block_mb={seven_rows}"]).bandit)
     assert len(whole) == len(blocked) > 25
     for a, b in zip(whole, blocked, strict=True):
         assert (a["model"], a["metric"], a.get("logs")) == (b["model"], b["metric"], b.get("logs"))
@@ -181,6 +206,9 @@ def test_off_policy_estimates_a_block_of_rows_at_a_time_equal_those_of_the_whole
         tolerance = 1e-9 if a["model"].startswith("obp_vs_ours") else 1e-12
         assert [a["value"], a.get("low"), a.get("high")] == pytest.approx([b["value"], b.get("low"), b.get("high")],
                                                                           abs=tolerance)
+    random = read_logs(tmp_path, "random", "men")
+    everything = slice(0, 90)
+    np.testing.assert_array_equal(random.shown(everything), random.contexts(everything)[np.arange(90), random.action])
     bts = read_logs(tmp_path, "bts", "men", features=False)
     assert bts.affinity is None and len(bts.reward) == 90
     with pytest.raises(ValueError, match="bts/men/men.csv were read without their user-item features"):

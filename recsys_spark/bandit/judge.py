@@ -19,8 +19,8 @@ import numpy as np
 
 from recsys_spark.bandit.logs import Logs, read_logs, shown_rates
 from recsys_spark.bandit.offline import action_dist, learn_from_logs
-from recsys_spark.bandit.ope import ESTIMATORS, deterministic_dist, interval, rate_by_slot, terms
-from recsys_spark.bandit.policies import Policy, make_policy
+from recsys_spark.bandit.ope import ESTIMATORS, deterministic_dist, intervals, rate_by_slot, terms, value
+from recsys_spark.bandit.policies import Policy, make_policy, top
 from recsys_spark.bandit.simulator import Shop, simulate
 from recsys_spark.config import BanditConf
 
@@ -69,7 +69,7 @@ def _judge(model: str, segments: list[tuple[Logs, Dist]], conf: BanditConf, data
     estimators run on the same blocks, and the largest difference to ours is kept there."""
     parts: dict[str, list[np.ndarray]] = {e: [] for e in names}
     for data, dist_of in segments:
-        for rows in data.blocks():
+        for rows in data.blocks(data.rows_within(int(conf.logs.block_mb * 2**20))):
             dist, q = dist_of(rows)
             args = (data.reward[rows], data.action[rows], data.position[rows], data.pscore[rows], dist, q)
             for e in names:
@@ -77,8 +77,8 @@ def _judge(model: str, segments: list[tuple[Logs, Dist]], conf: BanditConf, data
             if gaps is not None:
                 _peer(gaps, *args)
     records, values = [], {}
-    for e in names:
-        est = interval(e, np.concatenate(parts[e], axis=1), conf.bootstrap, conf.seed)
+    estimates = intervals({e: np.concatenate(p, axis=1) for e, p in parts.items()}, conf.bootstrap, conf.seed)
+    for e, est in estimates.items():
         values[e] = est.value
         records.append(row(model, e, round(est.value, 6), None, low=round(est.low, 6), high=round(est.high, 6),
                            dataset=dataset, **extra))
@@ -98,8 +98,7 @@ def _fixed(dist: np.ndarray, q: np.ndarray) -> Dist:
 def _top_affinity(logs: Logs, slots: int, q: np.ndarray) -> Dist:
     """A fixed policy: the items of highest user-item affinity, ties by item id."""
     def dist_of(block: slice) -> tuple[np.ndarray, np.ndarray]:
-        top = np.argsort(-np.log1p(logs.affinity[block]), axis=1, kind="stable")[:, :slots]
-        return deterministic_dist(top, logs.n_actions), _each_row(q, block)
+        return deterministic_dist(top(np.log1p(logs.affinity[block]), slots), logs.n_actions), _each_row(q, block)
     return dist_of
 
 
@@ -205,6 +204,6 @@ def _peer(gaps: dict[str, float], reward: np.ndarray, action: np.ndarray, positi
         with np.errstate(invalid="ignore"):   # SNIPW of a block the policy never agrees with: 0 / 0 for both
             theirs = peer.estimate_policy_value(reward=reward, action=action, position=position, pscore=pscore,
                                                 action_dist=dist, **kw)
-        ours = ESTIMATORS[e][1](terms(e, reward, action, position, pscore, dist, q))
+        ours = value(e, terms(e, reward, action, position, pscore, dist, q))
         gap = 0.0 if np.isnan(theirs) and np.isnan(ours) else abs(theirs - ours)
         gaps[e] = max(gaps[e], np.inf if np.isnan(gap) else gap)

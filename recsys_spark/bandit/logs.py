@@ -13,14 +13,13 @@ import numpy as np
 import pandas as pd
 
 REQUIRED = ["timestamp", "item_id", "position", "click", "propensity_score"]
-BLOCK = 65_536   # rows whose contexts exist at once: the whole log's are rows x items x (items + 3) floats
 
 
 @dataclass(frozen=True)
 class Logs:
     """One row per impression, in time order; positions from 0. A policy's features for each (row,
-    item) are built a block of rows at a time (`contexts`): for a full OBD campaign they would take
-    tens of gigabytes at once."""
+    item) are built a block of rows at a time (`contexts`, `rows_within`): for a full OBD campaign
+    they would take tens of gigabytes at once."""
 
     source: str
     reward: np.ndarray
@@ -50,23 +49,33 @@ class Logs:
         return Logs(self.source, self.reward[rows], self.action[rows], self.position[rows], self.pscore[rows],
                     self.item_feature, None if self.affinity is None else self.affinity[rows])
 
-    def blocks(self, size: int | None = None) -> Iterator[slice]:
-        size = size or BLOCK
+    def rows_within(self, block_bytes: int) -> int:
+        """Rows whose contexts (items x features float64 each) fit in `block_bytes`."""
+        return max(1, block_bytes // (8 * self.n_actions * self.dim))
+
+    def blocks(self, size: int) -> Iterator[slice]:
         return (slice(start, min(start + size, len(self.reward))) for start in range(0, len(self.reward), size))
 
     def contexts(self, rows: slice) -> np.ndarray:
-        """(rows, items, features) for a block of rows: a bias, the item (one-hot), the user's
-        affinity to it (log1p) and its numeric feature."""
+        """(rows, items, features) for a block of rows: every item's features for each row's user."""
+        affinity = self._affinity(rows)
+        return self._features(np.broadcast_to(np.arange(self.n_actions), affinity.shape), affinity)
+
+    def shown(self, rows: slice) -> np.ndarray:
+        """(rows, features): the features of the item each row's impression showed, what a policy learns from."""
+        shown = self.action[rows]
+        return self._features(shown, self._affinity(rows)[np.arange(len(shown)), shown])
+
+    def _affinity(self, rows: slice) -> np.ndarray:
         if self.affinity is None:
             raise ValueError(f"bandit logs {self.source} were read without their user-item features")
-        affinity = self.affinity[rows]
-        n, items = len(affinity), self.n_actions
-        return np.concatenate([
-            np.ones((n, items, 1)),
-            np.broadcast_to(np.eye(items), (n, items, items)),
-            np.log1p(affinity)[..., None],
-            np.broadcast_to(self.item_feature[None, :, None], (n, items, 1)),
-        ], axis=-1)
+        return self.affinity[rows]
+
+    def _features(self, items: np.ndarray, affinity: np.ndarray) -> np.ndarray:
+        """Item ids (any shape) and the user's affinity to each -> a bias, the item (one-hot), the
+        affinity (log1p) and the item's numeric feature, on a last axis."""
+        return np.concatenate([np.ones((*items.shape, 1)), np.eye(self.n_actions)[items],
+                               np.log1p(affinity)[..., None], self.item_feature[items][..., None]], axis=-1)
 
 
 def log_path(root: str | Path, policy: str, campaign: str) -> Path:

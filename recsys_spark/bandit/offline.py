@@ -12,8 +12,7 @@ def learn_from_logs(policy: Policy, logs: Logs, batch: int = 1000) -> Policy:
     """Each logged impression is one (features of the shown item, click) example, fed in time order
     in mini-batches, the way the policy would have been refreshed."""
     for rows in logs.blocks(batch):
-        shown = logs.contexts(rows)[np.arange(rows.stop - rows.start), logs.action[rows]]
-        policy.learn(shown, logs.action[rows], logs.reward[rows])
+        policy.learn(logs.shown(rows), logs.action[rows], logs.reward[rows])
         policy.rounds += rows.stop - rows.start
     return policy
 

@@ -54,16 +54,17 @@ def replay_terms(reward: np.ndarray, action: np.ndarray, position: np.ndarray, p
     return np.stack([reward * match, match])
 
 
-def _mean(terms: np.ndarray) -> float:
-    return float(terms[0].mean())
+def _mean(sums: np.ndarray, n: int) -> float:
+    return float(sums[0] / n)
 
 
-def _ratio(terms: np.ndarray) -> float:
-    return float(terms[0].sum() / terms[1].sum()) if terms[1].sum() > 0 else float("nan")
+def _ratio(sums: np.ndarray, n: int) -> float:
+    return float(sums[0] / sums[1]) if sums[1] > 0 else float("nan")
 
 
-# name -> (per-row terms, how they combine): IPW and DR average, SNIPW and replay divide by the weights.
-ESTIMATORS: dict[str, tuple[Estimator, Callable[[np.ndarray], float]]] = {
+# name -> (per-row terms, how their column sums combine over n rows): IPW and DR average, SNIPW and
+# replay divide by the weights.
+ESTIMATORS: dict[str, tuple[Estimator, Callable[[np.ndarray, int], float]]] = {
     "replay": (replay_terms, _ratio),
     "ipw": (ipw_terms, _mean),
     "snipw": (ipw_terms, _ratio),
@@ -73,28 +74,42 @@ ESTIMATORS: dict[str, tuple[Estimator, Callable[[np.ndarray], float]]] = {
 
 def terms(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
           action_dist: np.ndarray, q: np.ndarray | None = None) -> np.ndarray:
-    """(2, rows): an estimator's per-row terms, which blocks of a log give apart and `interval` joins."""
+    """(2, rows): an estimator's per-row terms, which blocks of a log give apart and `intervals` joins."""
     return ESTIMATORS[name][0](reward, action, position, pscore, action_dist, q)
 
 
-def interval(name: str, per_row: np.ndarray, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> Estimate:
-    """The estimate from `terms`' per-row values, and the percentile interval over `n_boot` resamples
-    of the rows."""
-    combine = ESTIMATORS[name][1]
+def value(name: str, per_row: np.ndarray) -> float:
+    """The estimate from `terms`' per-row values."""
+    return ESTIMATORS[name][1](per_row.sum(axis=1), per_row.shape[1])
+
+
+def intervals(per_row: dict[str, np.ndarray], n_boot: int = 1000, seed: int = 0,
+              level: float = 0.95) -> dict[str, Estimate]:
+    """Each estimator's value from its `terms`, and the percentile interval over `n_boot` resamples of
+    the rows. Every estimator sees the same resamples, each one drawn once and counted (how many times
+    each row was drawn), so a resample costs one pass over the rows for all of them, not a copy each."""
+    names = list(per_row)
+    stacked = np.concatenate([per_row[e] for e in names])
+    n = stacked.shape[1]
     rng = np.random.default_rng(seed)
-    n = per_row.shape[1]
-    boot = np.empty(n_boot)
+    boot = np.empty((len(names), n_boot))
     for i in range(n_boot):
-        boot[i] = combine(per_row[:, rng.integers(0, n, n)])
+        sums = stacked @ np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        for j, e in enumerate(names):
+            boot[j, i] = ESTIMATORS[e][1](sums[2 * j: 2 * j + 2], n)
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(boot, [tail, 100 - tail])
-    return Estimate(combine(per_row), float(low), float(high), n)
+    out = {}
+    for j, e in enumerate(names):
+        low, high = np.nanpercentile(boot[j], [tail, 100 - tail])
+        out[e] = Estimate(value(e, per_row[e]), float(low), float(high), n)
+    return out
 
 
 def estimate(name: str, reward: np.ndarray, action: np.ndarray, position: np.ndarray, pscore: np.ndarray,
              action_dist: np.ndarray, q: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0,
              level: float = 0.95) -> Estimate:
-    return interval(name, terms(name, reward, action, position, pscore, action_dist, q), n_boot, seed, level)
+    per_row = terms(name, reward, action, position, pscore, action_dist, q)
+    return intervals({name: per_row}, n_boot, seed, level)[name]
 
 
 def rate_by_slot(reward: np.ndarray, action: np.ndarray, position: np.ndarray, n_actions: int,

@@ -42,8 +42,7 @@ class Policy:
 
     def choose(self, contexts: np.ndarray, items: np.ndarray, popularity: np.ndarray) -> np.ndarray:
         """(rounds, slate) candidate positions, the best first; ties go to the earlier candidate."""
-        s = self.scores(contexts, items, popularity)
-        return np.argsort(-s, axis=1, kind="stable")[:, : self.slate]
+        return top(self.scores(contexts, items, popularity), self.slate)
 
     def update(self, contexts: np.ndarray, items: np.ndarray, shown: np.ndarray, clicks: np.ndarray) -> None:
         """contexts/items are the batch's candidates; shown (rounds, slate) indexes them; clicks 0/1."""
@@ -63,6 +62,19 @@ class Policy:
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez(tmp, _meta=np.array(json.dumps(meta)), **self.state)
         tmp.replace(path)  # a crash mid-write leaves the previous state
+
+
+def top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the positions of the k highest scores, the best first, ties to the earlier position:
+    a stable argsort's first k, found by k passes of argmax (a slate is a few of many candidates)."""
+    if k >= scores.shape[1] or not np.isfinite(scores).all():
+        return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    left, rows = scores.astype(float), np.arange(len(scores))
+    out = np.empty((len(scores), k), dtype=np.int64)
+    for j in range(k):
+        out[:, j] = left.argmax(axis=1)
+        left[rows, out[:, j]] = -np.inf
+    return out
 
 
 class RandomPolicy(Policy):
@@ -131,7 +143,7 @@ class LinUCB(LinearPolicy):
 
     def scores(self, contexts: np.ndarray, items: np.ndarray, popularity: np.ndarray) -> np.ndarray:
         theta, a_inv = self.posterior()
-        width = np.sqrt(np.einsum("rcd,de,rce->rc", contexts, a_inv, contexts))
+        width = np.sqrt(((contexts @ a_inv) * contexts).sum(axis=-1))
         return contexts @ theta + self.params.get("alpha", 1.0) * width
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyspark.sql import SparkSession
 
-from recsys_spark.bandit.policies import Policy
+from recsys_spark.bandit.policies import Policy, top
 from recsys_spark.config import SyntheticConf
 from recsys_spark.data.synthetic import AFFINITY, CHOICE, funnel_probs, generate_items, user_tastes
 from recsys_spark.logs import track
@@ -85,7 +85,7 @@ class Shop:
 
     def contexts(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         share = np.take_along_axis(self.shares[users], self.category[items], axis=1)
-        ranked = np.argsort(-self.shares[users], axis=1, kind="stable")
+        ranked = top(self.shares[users], 2)
         cat, pop = self.category[items], self.popularity[items]
         return np.stack([np.ones_like(share), share, (cat == ranked[:, :1]).astype(float),
                          (cat == ranked[:, 1:2]).astype(float), pop, share * pop], axis=-1)
